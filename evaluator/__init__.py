@@ -1,0 +1,1 @@
+"""Evaluator: property tests, the evaluator LLM (critic), scoring and selection."""

@@ -1,0 +1,1 @@
+"""Generator: LLM backends, prompt rendering, candidate extraction and the generate loop."""

@@ -1,0 +1,1 @@
+"""Tasks: cards (data) and batched environments behind one interface (`tfcaf.tasks.env`)."""

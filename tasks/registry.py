@@ -1,0 +1,83 @@
+"""The task registry: `TASKS[name]` -> `Task` (a card plus how to build its environment).
+
+Cards are data and always load. Environments are built lazily through `make_env`, which imports the
+adapter (and its optional package: jaxmarl, lbforaging, mpe2, vmas) only then, and says how to install
+a missing one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tfcaf.errors import MissingDependencyError, UsageError
+from tfcaf.tasks.card import TaskCard
+from tfcaf.tasks.matrix import MATRIX_CLIMBING, MATRIX_PENALTY
+
+if TYPE_CHECKING:
+    from tfcaf.tasks.env import BatchedEnv
+
+
+@dataclass(frozen=True)
+class Task:
+    """A registered task: its card and a lazily imported environment factory."""
+
+    card: TaskCard
+    env_factory: str
+    """'module:function' called as function(card, n_envs=, device=, seed=, **options) -> BatchedEnv."""
+    requires: tuple[str, ...] = ()
+    """Import names of the optional packages the environment needs."""
+    install: str = ""
+    """pip command that installs them."""
+
+    @property
+    def installed(self) -> bool:
+        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    if task.card.name in TASKS:
+        raise ValueError(f"task '{task.card.name}' registered twice")
+    TASKS[task.card.name] = task
+    return task
+
+
+for _card in (MATRIX_CLIMBING, MATRIX_PENALTY):
+    register(Task(_card, "tfcaf.tasks.matrix:make_matrix_env"))
+
+
+def _register_families() -> None:
+    """Register the task families whose card modules exist (each module calls `register`)."""
+    for module in ("tfcaf.tasks.smax", "tfcaf.tasks.lbf", "tfcaf.tasks.mpe", "tfcaf.tasks.vmas_tasks"):
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
+
+
+def get_task(name: str) -> Task:
+    """The registered task, or a UsageError listing the known names."""
+    if name not in TASKS:
+        raise UsageError(f"unknown task '{name}'. Known tasks: {', '.join(sorted(TASKS))} (see `tfcaf tasks`).")
+    return TASKS[name]
+
+
+def get_card(name: str) -> TaskCard:
+    return get_task(name).card
+
+
+def make_env(name: str, n_envs: int = 1, device: str = "cpu", seed: int = 0, **options: object) -> "BatchedEnv":
+    """Build E batched environments of a task; raises MissingDependencyError with the install line."""
+    task = get_task(name)
+    for module in task.requires:
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(module, f"task '{name}'", task.install or None)
+    module_name, _, attr = task.env_factory.partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    return factory(task.card, n_envs=n_envs, device=device, seed=seed, **options)
+
+
+_register_families()

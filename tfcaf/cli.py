@@ -1,0 +1,66 @@
+"""The `tfcaf` command line. Each stage registers its own verbs; heavy imports happen inside them."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tfcaf.errors import TfcafError
+
+app = typer.Typer(
+    name="tfcaf",
+    help="LLM-written training-free credit assignment functions: generate, vet, review, approve, train.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print tfcaf's version and the versions of the packages that decide results."""
+    import json
+
+    from tfcaf.provenance import versions
+
+    print(json.dumps(versions(), indent=2))
+
+
+def _register_all() -> None:
+    from tfcaf.generator import cli as generator_cli
+    from tfcaf.sandbox import cli as sandbox_cli
+    from tfcaf.tasks import cli as tasks_cli
+    from tfcaf.trainer import cli as trainer_cli
+
+    for module in (tasks_cli, sandbox_cli, generator_cli, trainer_cli):
+        module.register(app)
+
+
+_register_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning expected errors into one line and an exit code."""
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except TfcafError as err:
+        print(f"tfcaf: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except typer.Exit as done:
+        return done.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        print("tfcaf: aborted", file=sys.stderr)
+        return 130
+    except Exception as err:  # click usage errors arrive as ClickException subclasses
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            return 2 if isinstance(err, click.UsageError) else 1
+        raise
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Where tfcaf keeps its data: one store directory (default `./.tfcaf`).
+
+Layout (each stage owns its sub-folder, everything append-only):
+
+    <store>/runs/<task>/<run-id>/        generate runs (prompts, exchanges, candidates, verdicts)
+    <store>/approved/<name>/             approved functions: source.py, graph.json, manifest.json
+    <store>/train/<task>/<run-id>/       training runs (config, metrics, checkpoints)
+    <store>/states/<task>.npz            recorded real states for property tests
+    <store>/cache/                       LLM response cache
+
+Precedence: an explicit `--store DIR` > `$TFCAF_STORE` > `./.tfcaf`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_STORE = ".tfcaf"
+
+
+def store_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The store directory (not created)."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("TFCAF_STORE")
+    if env:
+        return Path(env)
+    return Path(DEFAULT_STORE)
+
+
+def new_run_id(prefix: str = "") -> str:
+    """A sortable, unique run id: UTC time plus 6 random hex digits."""
+    import datetime
+    import secrets
+
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{prefix}{stamp}-{secrets.token_hex(3)}"

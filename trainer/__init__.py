@@ -1,0 +1,1 @@
+"""Trainer: value-decomposition MARL (QMIX-style) with built-in and approved credit-function mixers."""
