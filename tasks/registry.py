@@ -39,6 +39,9 @@ class Task:
 
 TASKS: dict[str, Task] = {}
 
+UNKNOWN_NAME_HINTS: list = []
+"""Callables name -> str | None that family modules add: a better message for an unknown name of theirs."""
+
 
 def register(task: Task) -> Task:
     if task.card.name in TASKS:
@@ -61,7 +64,9 @@ def _register_families() -> None:
 def get_task(name: str) -> Task:
     """The registered task, or a UsageError listing the known names."""
     if name not in TASKS:
-        raise UsageError(f"unknown task '{name}'. Known tasks: {', '.join(sorted(TASKS))} (see `tfcaf tasks`).")
+        hints = [m for m in (hint(name) for hint in UNKNOWN_NAME_HINTS) if m]
+        first = hints[0] if hints else f"unknown task '{name}'."
+        raise UsageError(f"{first} Known tasks: {', '.join(sorted(TASKS))} (see `tfcaf tasks`).")
     return TASKS[name]
 
 
