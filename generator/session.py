@@ -1,0 +1,129 @@
+"""One `tfcaf generate` run end to end: resolve the task, open (or resume) the run directory, build the
+backend, the vetter and the optional fitness hook, run the loop, write summary.json.
+
+    summary = generate(config, sources)            # a new run
+    summary = generate(None, None, resume="RUN")   # continue a killed run with its stored config
+    summary["selected"], summary["accepted"], summary["llm_calls"]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import importlib.util
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from tfcaf.errors import InfrastructureError, MissingDependencyError, UsageError
+from tfcaf.generator.backends import Backend, BackendSettings, make_backend
+from tfcaf.generator.config import GenerateConfig
+from tfcaf.generator.loop import FitnessFn, GenerateLoop, Progress, VetFn
+from tfcaf.generator.rundir import ResponseCache, RunDir
+from tfcaf.provenance import versions
+from tfcaf.store import new_run_id, store_dir
+
+FITNESS_HOOK = "tfcaf.trainer.fitness:short_training_fitness"
+"""Where the optional short-training fitness lives: fn(graph, card, steps, seed) -> float in [0, 1]."""
+
+
+def backend_settings(config: GenerateConfig) -> BackendSettings:
+    return BackendSettings(name=config.backend, model=config.model, base_url=config.base_url,
+                           api_key_env=config.api_key_env, timeout_s=config.timeout_s,
+                           max_retries=config.max_retries, threads=config.threads)
+
+
+@contextlib.contextmanager
+def default_vetter(threads: int = 1) -> Iterator[VetFn]:
+    """The real vetting pipeline (a warm worker pool) as a vet(text, card) function."""
+    try:
+        from tfcaf.sandbox.vetting import VetOptions, Vetter
+    except ImportError as err:
+        raise InfrastructureError(f"the vetting pipeline (tfcaf.sandbox.vetting) cannot be imported: {err}") from err
+    with Vetter(options=VetOptions()) as vetter:
+        yield vetter.vet
+
+
+def fitness_hook(steps: int) -> FitnessFn | None:
+    """The trainer's short-training fitness when --fitness-steps > 0; a clear error when it is missing."""
+    if steps <= 0:
+        return None
+    module_name, _, attr = FITNESS_HOOK.partition(":")
+    if importlib.util.find_spec(module_name) is None:
+        raise MissingDependencyError("tfcaf trainer fitness", "--fitness-steps",
+                                     f"a trainer exposing {FITNESS_HOOK}; run without --fitness-steps")
+    fn = getattr(importlib.import_module(module_name), attr, None)
+    if fn is None:
+        raise InfrastructureError(f"--fitness-steps needs {FITNESS_HOOK}, which this trainer does not define.")
+    return fn
+
+
+def _prepare(config: GenerateConfig | None, sources: dict[str, str] | None, resume: str | None,
+             store: Path) -> tuple[GenerateConfig, RunDir]:
+    from tfcaf.tasks.registry import get_card
+
+    if resume:
+        rundir = RunDir.open(store, resume)
+        stored = rundir.read_json("config.json")
+        config = GenerateConfig(**stored["config"]).check()
+        rundir.append({"type": "run_resumed"})
+        return config, rundir
+    assert config is not None
+    card = get_card(config.task)
+    rundir = RunDir.create(store, card.name, new_run_id())
+    rundir.write_json("config.json", {"config": config.to_json(), "sources": sources or {},
+                                      "mode": config.resolved_mode, "max_tokens": config.resolved_max_tokens})
+    rundir.write_json("card.json", dataclasses.asdict(card))
+    rundir.write_json("versions.json", versions())
+    rundir.append({"type": "run_started", "task": card.name, "backend": config.backend, "mode": config.resolved_mode})
+    return config, rundir
+
+
+def generate(config: GenerateConfig | None, sources: dict[str, str] | None = None, *, resume: str | None = None,
+             backend: Backend | None = None, vet: VetFn | None = None, progress: Progress | None = None,
+             on_start: Callable[[GenerateConfig, RunDir], None] | None = None) -> dict[str, Any]:
+    """Run or resume a generate run; returns the summary (also written to summary.json)."""
+    from tfcaf.runtime import configure_torch
+    from tfcaf.tasks.registry import get_card
+
+    if config is None and not resume:
+        raise UsageError("generate needs a config or --resume RUN.")
+    store = store_dir(config.store if config else None)
+    config, rundir = _prepare(config, sources, resume, store)
+    card = get_card(config.task)
+    configure_torch(config.threads)
+    fitness = fitness_hook(config.fitness_steps)
+    if on_start is not None:
+        on_start(config, rundir)
+    own_backend = backend is None
+    try:
+        if backend is None:
+            if progress:
+                progress("status", text=f"loading the {config.backend} backend")
+            backend = make_backend(backend_settings(config))
+        with contextlib.ExitStack() as stack:
+            if vet is None:
+                vet = stack.enter_context(default_vetter(config.threads))
+            loop = GenerateLoop(config, card, backend, vet, rundir,
+                                cache=ResponseCache(store / "cache" / "llm"), fitness=fitness, progress=progress)
+            try:
+                result = loop.run()
+            except InfrastructureError as err:
+                rundir.append({"type": "run_aborted", "reason": str(err), **loop.llm.stats.to_json()})
+                raise
+    finally:
+        if own_backend and backend is not None:
+            backend.close()
+    summary: dict[str, Any] = {
+        "run_id": rundir.run_id, "run_dir": str(rundir.path), "task": card.name, "backend": config.backend,
+        "model": backend.model, "mode": config.resolved_mode, "candidates": len(result.candidates),
+        "accepted": result.accepted, "selected": result.selected,
+        "selected_score": next((c.score for c in result.candidates if c.cid == result.selected), None),
+        **result.stats.to_json(), "wall_s": round(result.wall_s, 3),
+        "first_accepted_s": None if result.first_accepted_s is None else round(result.first_accepted_s, 3),
+        "stopped": result.stopped, "resumed": bool(resume),
+    }
+    summary["calls_per_accepted"] = round(summary["llm_calls"] / result.accepted, 3) if result.accepted else None
+    rundir.write_json("summary.json", summary)
+    rundir.append({"type": "run_finished", **{k: summary[k] for k in ("accepted", "selected", "llm_calls", "tokens")}})
+    return summary
