@@ -1,0 +1,310 @@
+"""Vetting in the trusted process: text gate and AST gate here, everything that runs candidate code in
+a fresh worker process (see worker.py), then a second check of the returned graph.
+
+    >>> from tfcaf.tasks.registry import get_card                                  # doctest: +SKIP
+    >>> with Vetter() as vetter:                                                   # doctest: +SKIP
+    ...     v = vetter.vet("def QLLMNetwork(agents_q, global_state):\\n    return agents_q.sum(-1, keepdim=True)\\n",
+    ...                    get_card("matrix_climbing"))
+    >>> v.verdict, v.status                                                        # doctest: +SKIP
+    ('accepted', 'ok')
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tfcaf.errors import RejectedError
+from tfcaf.sandbox.astgate import check_module
+from tfcaf.sandbox.textgate import extract_source
+from tfcaf.sandbox.verdict import Rejection, Verdict, infrastructure, rejected
+from tfcaf.tasks.card import TaskCard
+
+MAX_RESULT_BYTES = 32 * 1024 * 1024
+_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "CI")
+
+
+@dataclass(frozen=True)
+class VetOptions:
+    """How hard to vet: limits of the worker process and effort of the property suite."""
+
+    timeout_s: float = 30.0
+    """Wall-clock limit per candidate in the worker (the parent kills the process group)."""
+    cpu_s: int = 40
+    """CPU-time limit of the worker (RLIMIT_CPU)."""
+    memory_mb: int = 2048
+    """Address space the worker may add after importing torch (RLIMIT_AS)."""
+    examples: int = 20
+    """Hypothesis examples (random batches) beyond the explicit edge batches."""
+    production_batch: int = 3200
+    """B for the production-shape time/memory gate and the equivalence check (32 episodes x 100 steps)."""
+    max_forward_ms: float = 2000.0
+    """Forward + backward at production_batch must take at most this long."""
+    workers: int = 1
+    """Pre-warmed workers kept ready (each vets one candidate, then is replaced)."""
+    warm_timeout_s: float = 240.0
+    """How long a worker may take to start (import torch, warm up)."""
+    real_states: bool = True
+    """Use states recorded from real rollouts (tfcaf.tasks.samples) when available."""
+    max_real_states: int = 256
+    """Rows of real states sent to the worker."""
+    drop_root: bool = True
+    """When running as root, the worker switches to uid 'nobody' before candidate code runs."""
+
+    def worker_options(self) -> dict:
+        return {"cpu_s": self.cpu_s, "memory_mb": self.memory_mb, "examples": self.examples,
+                "production_batch": self.production_batch, "max_forward_ms": self.max_forward_ms,
+                "drop_root": self.drop_root}
+
+
+def scrubbed_env() -> dict[str, str]:
+    """A minimal environment for the worker: no secrets, keys or tokens, one thread."""
+    env = {k: os.environ[k] for k in _ENV_KEEP if k in os.environ}
+    env.update({"HOME": "/nonexistent", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TFCAF_THREADS": "1",
+                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1",
+                "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "CUDA_VISIBLE_DEVICES": ""})
+    if os.environ.get("TFCAF_WORKER_STDERR") == "1":
+        env["TFCAF_WORKER_STDERR"] = "1"
+    return env
+
+
+class Worker:
+    """One sandbox process (its own session / process group), used for exactly one candidate."""
+
+    def __init__(self) -> None:
+        self.cwd = tempfile.mkdtemp(prefix="tfcaf-worker-")
+        os.chmod(self.cwd, 0o700)
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tfcaf.sandbox.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=None if os.environ.get("TFCAF_WORKER_STDERR") == "1" else subprocess.DEVNULL,
+            cwd=self.cwd, env=scrubbed_env(), start_new_session=True, close_fds=True)
+        self._buf = b""
+        self.ready_info: dict | None = None
+
+    def read_message(self, deadline: float) -> dict | None:
+        """The next JSON line from the worker, or None on EOF / deadline."""
+        fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not r:
+                continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return None
+            self._buf += chunk
+            if len(self._buf) > MAX_RESULT_BYTES:
+                raise OverflowError("worker output exceeded the cap")
+        line, _, self._buf = self._buf.partition(b"\n")
+        return json.loads(line)
+
+    def wait_ready(self, timeout: float) -> dict:
+        if self.ready_info is None:
+            msg = self.read_message(self.started + timeout)
+            if msg is None or not msg.get("ready"):
+                raise RuntimeError(f"sandbox worker failed to start: {(msg or {}).get('error', 'no answer')}")
+            self.ready_info = msg
+        return self.ready_info
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream:
+                    stream.close()
+            except OSError:
+                pass
+        try:
+            os.rmdir(self.cwd)
+        except OSError:
+            pass
+
+
+def _load_real_states(task: str, limit: int) -> list | None:
+    if importlib.util.find_spec("tfcaf.tasks.samples") is None:
+        return None
+    try:
+        samples = importlib.import_module("tfcaf.tasks.samples")
+        states = samples.load_states(task)
+    except Exception:  # noqa: BLE001 - real states are optional
+        return None
+    if states is None or len(states) == 0:
+        return None
+    step = max(1, len(states) // limit)
+    return [[float(x) for x in row] for row in states[::step][:limit]]
+
+
+def _graph_check(graph: Any, card: TaskCard) -> tuple[str | None, dict]:
+    """Trusted re-check of the returned graph: loads under the allow-list, right shape, finite, IGM."""
+    import torch
+
+    from tfcaf.sandbox.graph import graph_digest, load_graph
+
+    try:
+        module = load_graph(graph)
+    except RejectedError as err:
+        return str(err), {}
+    gen = torch.Generator().manual_seed(7)
+    q = (torch.randn(256, card.n_agents, generator=gen) * 10).requires_grad_(True)
+    low = torch.tensor(card.state_low).clamp(-1e3, 1e3)
+    high = torch.tensor(card.state_high).clamp(-1e3, 1e3)
+    s = low + torch.rand(256, card.state_dim, generator=gen) * (high - low)
+    try:
+        out = module(q, s)
+        if tuple(out.shape) != (256, 1) or not bool(torch.isfinite(out).all()):
+            return f"the rebuilt graph returns shape {list(out.shape)} or non-finite values", {}
+        (grad,) = torch.autograd.grad(out.sum(), q)
+        if card.requires_igm and float(grad.min()) < -1e-5:
+            return "the rebuilt graph is not monotone in agents_q", {}
+    except Exception as err:  # noqa: BLE001 - a bad graph is the candidate's
+        return f"the rebuilt graph failed to run: {type(err).__name__}: {str(err)[:200]}", {}
+    return None, {"graph_sha256": graph_digest(graph)}
+
+
+class Vetter:
+    """Vets candidates with a pool of pre-warmed worker processes. Use as a context manager."""
+
+    def __init__(self, options: VetOptions | None = None) -> None:
+        self.options = options or VetOptions()
+        self._lock = threading.Lock()
+        self._pool: list[Worker] = []
+        self._states: dict[str, list | None] = {}
+        self._closed = False
+        for _ in range(max(0, self.options.workers)):
+            self._pool.append(Worker())
+
+    def __enter__(self) -> "Vetter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, []
+        for w in pool:
+            w.kill()
+
+    def _take(self) -> Worker:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("Vetter is closed")
+            worker = self._pool.pop(0) if self._pool else Worker()
+            while len(self._pool) < self.options.workers:
+                self._pool.append(Worker())  # warms up while this candidate runs
+        return worker
+
+    def _real_states(self, task: str) -> list | None:
+        if not self.options.real_states:
+            return None
+        if task not in self._states:
+            self._states[task] = _load_real_states(task, self.options.max_real_states)
+        return self._states[task]
+
+    def vet(self, text: str, card: TaskCard) -> Verdict:
+        """Vet one raw LLM response (or a module's source) against a task card."""
+        t0 = time.perf_counter()
+        source = None
+        try:
+            source = extract_source(text)
+            check_module(source)
+        except Rejection as rej:
+            return rej.verdict(source=source, metrics={"total_ms": round((time.perf_counter() - t0) * 1e3, 1)})
+        verdict = self._run_worker(source, card)
+        metrics = dict(verdict.metrics)
+        if verdict.accepted:
+            problem, extra = _graph_check(verdict.graph, card)
+            if problem is not None:
+                return rejected("export", "export", problem, source=source, metrics=metrics)
+            metrics.update(extra)
+        metrics["total_ms"] = round((time.perf_counter() - t0) * 1e3, 1)
+        return Verdict(verdict.verdict, verdict.status, verdict.stage, verdict.reasons, verdict.counterexample,
+                       metrics, source, verdict.graph if verdict.accepted else None)
+
+    def _run_worker(self, source: str, card: TaskCard) -> Verdict:
+        from tfcaf.sandbox.worker import card_to_dict
+
+        o = self.options
+        worker = self._take()
+        started = False
+        try:
+            try:
+                ready = worker.wait_ready(o.warm_timeout_s)
+            except (RuntimeError, OverflowError, ValueError) as err:
+                return infrastructure("worker", str(err))
+            request = {"source": source, "card": card_to_dict(card), "options": o.worker_options(),
+                       "states": self._real_states(card.name)}
+            try:
+                worker.proc.stdin.write((json.dumps(request) + "\n").encode())  # type: ignore[union-attr]
+                worker.proc.stdin.flush()  # type: ignore[union-attr]
+            except OSError as err:
+                return infrastructure("worker", f"could not reach the sandbox worker: {err}")
+            deadline = time.monotonic() + o.timeout_s
+            while True:
+                try:
+                    msg = worker.read_message(deadline)
+                except OverflowError:
+                    return rejected("runtime", "worker", "the worker's output exceeded the cap")
+                except ValueError:
+                    return rejected("runtime", "worker", "the worker's output was not valid JSON")
+                if msg is None:
+                    break
+                if msg.get("started"):
+                    started = True
+                    continue
+                if "result" in msg:
+                    result = msg["result"]
+                    result.setdefault("metrics", {})["worker_warm_ms"] = ready.get("warm_ms")
+                    try:
+                        return Verdict.from_json({**result, "source": source})
+                    except (KeyError, ValueError, TypeError) as err:
+                        return infrastructure("worker", f"malformed result from the worker: {err}")
+            timed_out = time.monotonic() >= deadline
+            worker.kill()
+            code = worker.proc.returncode
+            if timed_out:
+                return rejected("timeout", "worker", f"vetting took longer than {o.timeout_s:g} s wall-clock: the worker was killed",
+                                metrics={"timeout_s": o.timeout_s})
+            if not started:
+                return infrastructure("worker", f"the sandbox worker died before running the candidate (exit {code})")
+            if code is not None and code < 0:
+                sig = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+                if -code == signal.SIGXCPU:
+                    return rejected("timeout", "worker", f"the candidate exceeded the CPU-time limit ({o.cpu_s} s)")
+                if -code == signal.SIGXFSZ:
+                    return rejected("escape", "worker", "the candidate tried to write a file")
+                if -code in (signal.SIGKILL, signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT):
+                    return rejected("memory" if -code == signal.SIGKILL else "runtime", "worker",
+                                    f"the worker died with {sig} while running the candidate")
+                return rejected("runtime", "worker", f"the worker died with {sig} while running the candidate")
+            return rejected("runtime", "worker", f"the worker exited (code {code}) while running the candidate")
+        finally:
+            worker.kill()
+
+
+def vet(text: str, card: TaskCard, options: VetOptions | None = None) -> Verdict:
+    """One-shot vetting (starts and discards one worker; use a `Vetter` for many candidates)."""
+    with Vetter(VetOptions(**{**asdict(options or VetOptions()), "workers": 0})) as vetter:
+        return vetter.vet(text, card)

@@ -1,0 +1,228 @@
+"""The sandbox worker: one process per candidate, started by `tfcaf.sandbox.pool` as
+`python -m tfcaf.sandbox.worker`.
+
+Protocol (JSON lines, never pickle): the worker warms up (imports torch, exports a known-good
+function), isolates itself from the network where the OS allows, writes ``{"ready": ...}``, reads one
+request ``{"source", "card", "options", "states"}`` from stdin, applies resource limits, writes
+``{"started": true}`` just before candidate code first runs, then one ``{"result": verdict-json}``,
+and exits. Its stdout and stderr (file descriptors 1 and 2) point to /dev/null while candidate code
+runs: the protocol uses a private duplicate of the original stdout pipe.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any, TextIO
+
+CLONE_NEWNET = 0x40000000
+NOBODY = 65534
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def card_to_dict(card: Any) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(card)
+
+
+def card_from_dict(data: dict) -> Any:
+    from tfcaf.tasks.card import AliveFlag, Feature, StateSlice, TaskCard
+
+    d = dict(data)
+    d["state_slices"] = tuple(StateSlice(**s) for s in d["state_slices"])
+    d["features"] = tuple(Feature(**f) for f in d.get("features", ()))
+    d["alive"] = None if d.get("alive") is None else AliveFlag(**{**d["alive"], "columns": tuple(d["alive"]["columns"])})
+    for key in ("action_meanings", "notes", "reward_range"):
+        if key in d:
+            d[key] = tuple(d[key])
+    return TaskCard(**d)
+
+
+def _isolate_network() -> bool:
+    """Move into a fresh network namespace (no interfaces but a down loopback). False when not permitted."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.unshare(CLONE_NEWNET) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _vm_bytes() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _limit(which: int, value: int) -> bool:
+    try:
+        soft, hard = resource.getrlimit(which)
+        new_hard = value if hard == resource.RLIM_INFINITY or value <= hard else hard
+        resource.setrlimit(which, (min(value, new_hard), new_hard))
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+def apply_limits(options: dict) -> dict:
+    """Resource limits, set after torch is imported (RLIMIT_AS before `import torch` breaks it). Returns what held."""
+    held: dict[str, Any] = {}
+    held["cpu"] = _limit(resource.RLIMIT_CPU, int(options.get("cpu_s", 60)))
+    held["fsize"] = _limit(resource.RLIMIT_FSIZE, 0)
+    held["core"] = _limit(resource.RLIMIT_CORE, 0)
+    held["as"] = _limit(resource.RLIMIT_AS, _vm_bytes() + int(options.get("memory_mb", 2048)) * 1024 * 1024)
+    try:  # no privilege gains through exec of setuid binaries
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        held["no_new_privs"] = True
+    except (OSError, AttributeError):
+        held["no_new_privs"] = False
+    if os.getuid() == 0 and options.get("drop_root", True):  # root ignores RLIMIT_NPROC: become nobody first
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            held["uid"] = NOBODY
+        except OSError:
+            held["uid"] = 0
+    else:
+        held["uid"] = os.getuid()
+    held["nproc"] = _limit(resource.RLIMIT_NPROC, 0) and os.getuid() != 0
+    return held
+
+
+def _warm_up() -> None:
+    """Run the whole pipeline once on VDN so the first real candidate does not pay for lazy imports."""
+    from tfcaf.tasks.registry import get_card
+
+    run_pipeline("import torch\ndef QLLMNetwork(agents_q, global_state):\n    return agents_q.sum(dim=-1, keepdim=True)\n",
+                 get_card("matrix_climbing"), {"examples": 2}, None, lambda: None)
+
+
+def _classify(err: BaseException, stage: str) -> dict:
+    from tfcaf.sandbox.namespace import BlockedAttribute
+    from tfcaf.sandbox.verdict import Rejection
+
+    if isinstance(err, Rejection):
+        return err.verdict().to_json()
+    if isinstance(err, BlockedAttribute):
+        status = "escape" if err.escape else "restricted"
+        return {"verdict": "rejected", "status": status, "stage": "restricted", "reasons": [str(err)]}
+    text = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+    if isinstance(err, MemoryError) or "alloc" in text.lower() and "memory" in text.lower() or "DefaultCPUAllocator" in text:
+        return {"verdict": "rejected", "status": "memory", "stage": "worker", "reasons": [f"out of memory ({type(err).__name__}: {text[:120]})"]}
+    if isinstance(err, RecursionError):
+        return {"verdict": "rejected", "status": "runtime", "stage": "worker", "reasons": ["maximum recursion depth exceeded"]}
+    return {"verdict": "rejected", "status": "runtime", "stage": stage,
+            "reasons": [f"the function raised {type(err).__name__}: {text}" if text else f"the function raised {type(err).__name__}"]}
+
+
+def run_pipeline(source: str, card: Any, options: dict, states: Any, on_start: Any) -> dict:
+    """AST gate -> restricted load -> properties -> export -> equivalence. Returns verdict JSON."""
+    import torch
+
+    from tfcaf.evaluator.properties import PropertyOptions, run_properties
+    from tfcaf.sandbox.astgate import check_module
+    from tfcaf.sandbox.export import export_graph
+    from tfcaf.sandbox.graph import load_graph
+    from tfcaf.sandbox.namespace import load_candidate
+    from tfcaf.sandbox.verdict import Rejection
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    stage = "restricted"
+    try:
+        gate = check_module(source)
+        on_start()
+        fn = load_candidate(gate)
+        timings["load_ms"] = (time.perf_counter() - t) * 1e3
+        stage = "properties"
+        t = time.perf_counter()
+        prop_fields = set(PropertyOptions.__dataclass_fields__)
+        popts = PropertyOptions(**{k: v for k, v in options.items() if k in prop_fields})
+        real = torch.tensor(states, dtype=torch.float32) if states else None
+        metrics = run_properties(fn, card, popts, real)
+        timings["properties_total_ms"] = (time.perf_counter() - t) * 1e3
+        stage = "export"
+        t = time.perf_counter()
+        graph = export_graph(fn, card.n_agents, card.state_dim)
+        graph = json.loads(json.dumps(graph, allow_nan=False))
+        module = load_graph(graph)
+        gen = torch.Generator().manual_seed(12345)
+        for b in (2, 7, 64, int(options.get("production_batch", 3200))):
+            q = torch.randn(b, card.n_agents, generator=gen) * 10.0
+            s = torch.tensor(card.state_low).clamp(-1e3, 1e3) + torch.rand(b, card.state_dim, generator=gen) * (
+                torch.tensor(card.state_high).clamp(-1e3, 1e3) - torch.tensor(card.state_low).clamp(-1e3, 1e3))
+            if real is not None and b <= real.shape[0]:
+                s = real[:b]
+            with torch.no_grad():
+                eager, compiled = fn(q, s), module(q, s)
+            if tuple(compiled.shape) != (b, 1) or not torch.allclose(eager, compiled, rtol=1e-4, atol=1e-4 * (1 + float(eager.abs().max()))):
+                diff = float((eager - compiled).abs().max()) if compiled.shape == eager.shape else float("nan")
+                raise Rejection("export", "export", f"the compiled graph differs from the function at B={b} (max |diff| {diff:.3g}); "
+                                "avoid Python-level branching on tensor values")
+        timings["export_ms"] = (time.perf_counter() - t) * 1e3
+    except Exception as err:  # noqa: BLE001 - every candidate failure becomes a verdict
+        out = _classify(err, stage)
+        out.setdefault("metrics", {}).update({k: round(v, 1) for k, v in timings.items()})
+        return out
+    metrics.update({k: round(v, 1) for k, v in timings.items()})
+    metrics["graph_nodes"] = len(graph["nodes"])
+    return {"verdict": "accepted", "status": "ok", "stage": "export", "reasons": ["passed every gate"],
+            "metrics": metrics, "graph": graph}
+
+
+def _send(proto: TextIO, obj: dict) -> None:
+    proto.write(json.dumps(obj) + "\n")
+    proto.flush()
+
+
+def main() -> int:
+    proto = os.fdopen(os.dup(1), "w")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    keep_stderr = os.environ.get("TFCAF_WORKER_STDERR") == "1"
+    os.dup2(devnull, 1)
+    if not keep_stderr:
+        os.dup2(devnull, 2)
+    sys.stdout = open(os.devnull, "w")
+    if not keep_stderr:
+        sys.stderr = open(os.devnull, "w")
+    t0 = time.perf_counter()
+    try:
+        from tfcaf.runtime import configure_torch
+
+        configure_torch(1)
+        _warm_up()
+        net = _isolate_network()
+    except BaseException as err:  # noqa: BLE001
+        _send(proto, {"ready": False, "error": f"{type(err).__name__}: {err}"[:500]})
+        return 3
+    _send(proto, {"ready": True, "net_isolated": net, "warm_ms": round((time.perf_counter() - t0) * 1e3, 1), "pid": os.getpid()})
+    line = sys.stdin.readline()
+    try:
+        request = json.loads(line)
+        card = card_from_dict(request["card"])
+        options = dict(request.get("options") or {})
+        limits = apply_limits(options)
+    except BaseException as err:  # noqa: BLE001
+        _send(proto, {"result": {"verdict": "error", "status": "infrastructure", "stage": "worker",
+                                 "reasons": [f"bad request to the worker: {type(err).__name__}: {err}"[:300]]}})
+        return 3
+    result = run_pipeline(request["source"], card, options, request.get("states"),
+                          lambda: _send(proto, {"started": True}))
+    result.setdefault("metrics", {})["sandbox"] = {**limits, "net_isolated": net}
+    _send(proto, {"result": result})
+    proto.close()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
