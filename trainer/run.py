@@ -1,0 +1,248 @@
+"""One training run: its directory, the train/test loop, checkpoints, resume and divergence handling.
+
+Run directory `<store>/train/<task>/<run-id>/`:
+
+    config.json        the resolved TrainConfig and where each value came from
+    provenance.json    task, mixer, mixer hashes, device, seeds, package versions, command
+    metrics.jsonl      append-only lines: {"kind": "train"|"test"|"resume"|"diverged"|"done", "env_steps": ...}
+    tb/                TensorBoard event files
+    checkpoint.pt      the last good checkpoint (written atomically: temp file, then rename)
+    status.json        running / done / diverged, with the last summary
+
+The replay buffer is not checkpointed (5000 SMAX episodes are ~0.6 GB); a resumed run refills it
+before its next update, which is the only way it differs from an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from tfcaf.errors import UsageError
+from tfcaf.provenance import versions
+from tfcaf.runtime import configure_torch
+from tfcaf.store import new_run_id, store_dir
+from tfcaf.tasks.registry import get_card, make_env
+from tfcaf.trainer.agent import RNNAgent, input_dim
+from tfcaf.trainer.buffer import ReplayBuffer
+from tfcaf.trainer.collector import Collector, epsilon_at
+from tfcaf.trainer.config import TrainConfig
+from tfcaf.trainer.learner import DivergedError, Learner
+from tfcaf.trainer.mixers import build_mixer, verify_hashes
+
+Progress = Callable[[int, int, dict[str, Any]], None]
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def find_run(run: str, store: Path) -> Path:
+    """A run directory from its path or its id (searched under <store>/train/*/)."""
+    p = Path(run)
+    if (p / "config.json").is_file():
+        return p
+    hits = sorted((store / "train").glob(f"*/{run}")) if (store / "train").is_dir() else []
+    hits = [h for h in hits if (h / "config.json").is_file()]
+    if len(hits) == 1:
+        return hits[0]
+    raise UsageError(f"no training run '{run}' (give a run directory or a run id under {store / 'train'}).")
+
+
+class Run:
+    """A training run bound to its directory. Build with `Run.start(...)` or `Run.resume(...)`."""
+
+    def __init__(self, path: Path, task: str, mixer_name: str, cfg: TrainConfig, device: str, store: Path,
+                 recorded_hashes: dict[str, Any] | None = None) -> None:
+        configure_torch(cfg.threads, device)
+        self.path, self.task, self.cfg, self.device, self.store = path, task, cfg, device, store
+        self.card = get_card(task)
+        self.mixer = build_mixer(mixer_name, self.card, cfg, device, store)
+        if recorded_hashes is not None:
+            verify_hashes(recorded_hashes, self.mixer)
+        torch.manual_seed(cfg.seed)
+        card = self.card
+        self.agent = RNNAgent(input_dim(card.obs_dim, card.n_agents, card.n_actions, cfg.agent_id, cfg.last_action),
+                              card.n_actions, cfg.agent_hidden).to(device)
+        self.learner = Learner(self.agent, self.mixer.module, cfg, card.n_actions)
+        self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.sample_generator = torch.Generator().manual_seed(cfg.seed + 1)
+        self.env_steps = self.episodes = 0
+        self.next_log = self.next_test = self.next_checkpoint = 0
+        self.wall_before = 0.0
+        self.last_test: dict[str, Any] = {}
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def start(cls, task: str, mixer_name: str, cfg: TrainConfig, *, device: str = "cpu", store: str | Path | None = None,
+              config_source: dict[str, str] | None = None) -> "Run":
+        root = store_dir(store)
+        get_card(task)  # unknown task -> UsageError before any directory is made
+        path = root / "train" / task / new_run_id()
+        run = cls(path, task, mixer_name, cfg, device, root)
+        path.mkdir(parents=True)
+        write_json_atomic(path / "config.json", {"config": cfg.to_dict(), "source": config_source or {}})
+        write_json_atomic(path / "provenance.json", {
+            "task": task, "mixer": run.mixer.name, "mixer_hashes": run.mixer.hashes, "mixer_params": run.mixer.n_params,
+            "device": device, "seed": cfg.seed, "versions": versions(), "argv": sys.argv,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        run.next_log, run.next_test, run.next_checkpoint = cfg.log_interval, 0, cfg.checkpoint_interval
+        return run
+
+    @classmethod
+    def resume(cls, run: str, *, store: str | Path | None = None, device: str | None = None,
+               steps: int | None = None) -> "Run":
+        root = store_dir(store)
+        path = find_run(run, root)
+        saved = json.loads((path / "config.json").read_text())
+        prov = json.loads((path / "provenance.json").read_text())
+        cfg = TrainConfig(**saved["config"])
+        if steps is not None:
+            cfg = cfg.replace(steps=steps)
+        if not (path / "checkpoint.pt").is_file():
+            raise UsageError(f"run {path} has no checkpoint yet; start a new run instead.")
+        self = cls(path, prov["task"], prov["mixer"], cfg, device or prov["device"], root, prov["mixer_hashes"])
+        state = torch.load(path / "checkpoint.pt", map_location=self.device, weights_only=True)
+        self.learner.load_state_dict(state["learner"])
+        for key in ("env_steps", "episodes", "next_log", "next_test", "next_checkpoint"):
+            setattr(self, key, int(state[key]))
+        self.wall_before = float(state["wall_s"])
+        self.generator.set_state(state["generator"])
+        self.sample_generator.set_state(state["sample_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.last_test = state.get("last_test", {})
+        self._log({"kind": "resume", "env_steps": self.env_steps})
+        return self
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def train(self, progress: Progress | None = None) -> dict[str, Any]:
+        """Collect, update, test and checkpoint until cfg.steps env steps; returns the summary."""
+        cfg, card = self.cfg, self.card
+        writer = None
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(log_dir=str(self.path / "tb"))
+        env = make_env(self.task, n_envs=cfg.n_envs, device=self.device, seed=cfg.seed + self.env_steps)
+        test_env = make_env(self.task, n_envs=cfg.test_episodes, device=self.device, seed=cfg.seed + 1_000_003)
+        buffer = ReplayBuffer(cfg.buffer_size, card.episode_limit, card.n_agents, card.obs_dim, card.state_dim,
+                              card.n_actions, self.device)
+        collector = Collector(env, self.agent, agent_id=cfg.agent_id, last_action=cfg.last_action,
+                              seed=cfg.seed + self.env_steps, generator=self.generator)
+        tester = Collector(test_env, self.agent, agent_id=cfg.agent_id, last_action=cfg.last_action)
+        per_iter = cfg.episodes_per_iter or cfg.n_envs
+        warmup = max(cfg.warmup_episodes, cfg.batch_size)
+        start, start_steps = time.perf_counter(), self.env_steps
+        window: dict[str, list[float]] = {"return": [], "won": [], "loss": [], "grad_norm": [], "q_taken": []}
+        self._status("running")
+        try:
+            while self.env_steps < cfg.steps:
+                eps = epsilon_at(self.env_steps, cfg.epsilon_start, cfg.epsilon_finish, cfg.epsilon_anneal_steps)
+                before = collector.env_steps
+                batch = collector.run(per_iter, eps)
+                self.env_steps += collector.env_steps - before
+                self.episodes += batch.size
+                buffer.add(batch)
+                window["return"] += batch.episode_return.tolist()
+                window["won"] += batch.won.to(torch.float32).tolist()
+                if len(buffer) >= warmup:
+                    for _ in range(cfg.updates_per_iter or batch.size):
+                        stats = self.learner.update(buffer.sample(cfg.batch_size, self.sample_generator))
+                        window["loss"].append(stats.loss)
+                        window["grad_norm"].append(stats.grad_norm)
+                        window["q_taken"].append(stats.q_taken_mean)
+                if self.env_steps >= self.next_log:
+                    self._log_train(window, eps, start, start_steps, writer)
+                    self.next_log = self.env_steps + cfg.log_interval
+                if self.env_steps >= self.next_test:
+                    self._test(tester, writer, start, start_steps)
+                    self.next_test = self.env_steps + cfg.test_interval
+                    self._checkpoint(start)
+                elif self.env_steps >= self.next_checkpoint:
+                    self._checkpoint(start)
+                if progress:
+                    progress(self.env_steps, cfg.steps, {"epsilon": eps, **self.last_test})
+            self._test(tester, writer, start, start_steps)
+            self._checkpoint(start)
+        except DivergedError as err:
+            self._log({"kind": "diverged", "env_steps": self.env_steps, "message": str(err)})
+            self._status("diverged", message=str(err))
+            raise
+        finally:
+            env.close()
+            test_env.close()
+            if writer is not None:
+                writer.close()
+        summary = self.summary(start, start_steps)
+        self._log({"kind": "done", **summary})
+        self._status("done", summary=summary)
+        return summary
+
+    def summary(self, start: float, start_steps: int) -> dict[str, Any]:
+        wall = time.perf_counter() - start
+        return {"run_dir": str(self.path), "task": self.task, "mixer": self.mixer.name, "seed": self.cfg.seed,
+                "env_steps": self.env_steps, "episodes": self.episodes, "updates": self.learner.updates,
+                "wall_s": round(wall, 3), "wall_s_total": round(self.wall_before + wall, 3),
+                "env_steps_per_s": round((self.env_steps - start_steps) / max(wall, 1e-9), 1),
+                "test_return_mean": self.last_test.get("test_return_mean"),
+                "test_win_rate": self.last_test.get("test_win_rate"), "mixer_params": self.mixer.n_params}
+
+    # -- pieces ------------------------------------------------------------------------------------
+    def _test(self, tester: Collector, writer: Any, start: float, start_steps: int) -> None:
+        tester.reset(seed=self.cfg.seed + 7919 * (1 + self.env_steps))
+        batch = tester.run(self.cfg.test_episodes, 0.0, first_only=True)
+        ret = float(batch.episode_return.mean())
+        record = {"kind": "test", "env_steps": self.env_steps, "test_return_mean": ret,
+                  "test_return_std": float(batch.episode_return.std(unbiased=False)),
+                  "test_episode_length": float(batch.length.to(torch.float32).mean()),
+                  "test_win_rate": float(batch.won.to(torch.float32).mean()) if self.card.family == "smax" else None,
+                  "wall_s": round(self.wall_before + time.perf_counter() - start, 3)}
+        self.last_test = {k: record[k] for k in ("test_return_mean", "test_win_rate")}
+        self._log(record)
+        if writer is not None:
+            writer.add_scalar("test/return_mean", ret, self.env_steps)
+            if record["test_win_rate"] is not None:
+                writer.add_scalar("test/win_rate", record["test_win_rate"], self.env_steps)
+
+    def _log_train(self, window: dict[str, list[float]], eps: float, start: float, start_steps: int, writer: Any) -> None:
+        mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+        wall = time.perf_counter() - start
+        record = {"kind": "train", "env_steps": self.env_steps, "episodes": self.episodes,
+                  "updates": self.learner.updates, "epsilon": round(eps, 4), "return_mean": mean(window["return"]),
+                  "win_rate": mean(window["won"]) if self.card.family == "smax" else None,
+                  "loss": mean(window["loss"]), "grad_norm": mean(window["grad_norm"]), "q_taken_mean": mean(window["q_taken"]),
+                  "env_steps_per_s": round((self.env_steps - start_steps) / max(wall, 1e-9), 1)}
+        self._log(record)
+        if writer is not None:
+            for key in ("return_mean", "loss", "grad_norm", "q_taken_mean", "epsilon", "env_steps_per_s", "win_rate"):
+                if record[key] is not None:
+                    writer.add_scalar(f"train/{key}", record[key], self.env_steps)
+        for xs in window.values():
+            xs.clear()
+
+    def _checkpoint(self, start: float) -> None:
+        state = {"learner": self.learner.state_dict(), "env_steps": self.env_steps, "episodes": self.episodes,
+                 "next_log": self.next_log, "next_test": self.next_test,
+                 "next_checkpoint": self.env_steps + self.cfg.checkpoint_interval,
+                 "wall_s": self.wall_before + time.perf_counter() - start, "generator": self.generator.get_state(),
+                 "sample_generator": self.sample_generator.get_state(), "torch_rng": torch.get_rng_state(),
+                 "last_test": self.last_test}
+        tmp = self.path / "checkpoint.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.path / "checkpoint.pt")
+        self.next_checkpoint = self.env_steps + self.cfg.checkpoint_interval
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, default=str) + "\n")
+
+    def _status(self, status: str, **extra: Any) -> None:
+        write_json_atomic(self.path / "status.json", {"status": status, "env_steps": self.env_steps, **extra})
