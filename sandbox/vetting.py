@@ -80,11 +80,11 @@ def scrubbed_env() -> dict[str, str]:
 
 
 class Worker:
-    """One sandbox process (its own session / process group), used for exactly one candidate."""
+    """One fork server process (its own session): vets one candidate at a time, each in a fresh child."""
 
     def __init__(self) -> None:
         self.cwd = tempfile.mkdtemp(prefix="tfcaf-worker-")
-        os.chmod(self.cwd, 0o700)
+        os.chmod(self.cwd, 0o711)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tfcaf.sandbox.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -92,6 +92,7 @@ class Worker:
             cwd=self.cwd, env=scrubbed_env(), start_new_session=True, close_fds=True)
         self._buf = b""
         self.ready_info: dict | None = None
+        self.healthy = True
 
     def read_message(self, deadline: float) -> dict | None:
         """The next JSON line from the worker, or None on EOF / deadline."""
@@ -105,26 +106,60 @@ class Worker:
                 continue
             chunk = os.read(fd, 1 << 20)
             if not chunk:
+                self.healthy = False
                 return None
             self._buf += chunk
             if len(self._buf) > MAX_RESULT_BYTES:
+                self.healthy = False
                 raise OverflowError("worker output exceeded the cap")
         line, _, self._buf = self._buf.partition(b"\n")
-        return json.loads(line)
+        msg = json.loads(line)
+        if not isinstance(msg, dict):
+            raise ValueError("worker message is not an object")
+        return msg
 
     def wait_ready(self, timeout: float) -> dict:
         if self.ready_info is None:
             msg = self.read_message(self.started + timeout)
             if msg is None or not msg.get("ready"):
+                self.healthy = False
                 raise RuntimeError(f"sandbox worker failed to start: {(msg or {}).get('error', 'no answer')}")
             self.ready_info = msg
         return self.ready_info
 
+    def run(self, request: dict, timeout: float) -> tuple[dict | None, bool, bool, int | None]:
+        """Send one request; returns (result or None, started, timed_out, child exit code)."""
+        nonce = request["nonce"]
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        deadline = time.monotonic() + timeout
+        child: int | None = None
+        result, started, timed_out = None, False, False
+        while True:
+            msg = self.read_message(deadline)
+            if msg is None:
+                if not self.healthy:
+                    return result, started, timed_out, None
+                timed_out = True
+                if child is not None:
+                    _killpg(child)
+                deadline = time.monotonic() + 15.0  # the server reports the child's end
+                msg = self.read_message(deadline)
+                if msg is None:
+                    self.healthy = False
+                    return result, started, True, None
+            if "child" in msg:
+                child = int(msg["child"])
+            elif msg.get("started") and msg.get("nonce") == nonce:
+                started = True
+            elif "result" in msg and msg.get("nonce") == nonce and result is None:
+                result = msg["result"]
+            elif "done" in msg:
+                return result, started, timed_out, int(msg["done"])
+
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        self.healthy = False
+        _killpg(self.proc.pid)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -139,6 +174,13 @@ class Worker:
             os.rmdir(self.cwd)
         except OSError:
             pass
+
+
+def _killpg(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _load_real_states(task: str, limit: int) -> list | None:
@@ -183,16 +225,19 @@ def _graph_check(graph: Any, card: TaskCard) -> tuple[str | None, dict]:
 
 
 class Vetter:
-    """Vets candidates with a pool of pre-warmed worker processes. Use as a context manager."""
+    """Vets candidates with pre-warmed fork servers (each candidate runs in a fresh forked child).
+    Thread-safe: up to `options.workers` candidates run at once. Use as a context manager."""
 
     def __init__(self, options: VetOptions | None = None) -> None:
         self.options = options or VetOptions()
-        self._lock = threading.Lock()
-        self._pool: list[Worker] = []
+        self._cond = threading.Condition()
+        self._idle: list[Worker] = []
+        self._count = 0
         self._states: dict[str, list | None] = {}
         self._closed = False
-        for _ in range(max(0, self.options.workers)):
-            self._pool.append(Worker())
+        for _ in range(max(1, self.options.workers)):
+            self._idle.append(Worker())
+            self._count += 1
 
     def __enter__(self) -> "Vetter":
         return self
@@ -201,20 +246,36 @@ class Vetter:
         self.close()
 
     def close(self) -> None:
-        with self._lock:
+        with self._cond:
             self._closed = True
-            pool, self._pool = self._pool, []
-        for w in pool:
+            idle, self._idle = self._idle, []
+            self._cond.notify_all()
+        for w in idle:
             w.kill()
 
     def _take(self) -> Worker:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("Vetter is closed")
-            worker = self._pool.pop(0) if self._pool else Worker()
-            while len(self._pool) < self.options.workers:
-                self._pool.append(Worker())  # warms up while this candidate runs
-        return worker
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise RuntimeError("Vetter is closed")
+                if self._idle:
+                    return self._idle.pop(0)
+                if self._count < max(1, self.options.workers):
+                    self._count += 1
+                    return Worker()
+                self._cond.wait()
+
+    def _give_back(self, worker: Worker) -> None:
+        with self._cond:
+            if worker.healthy and not self._closed:
+                self._idle.append(worker)
+            else:
+                worker.kill()
+                self._count -= 1
+                if not self._closed:  # replace it now, so it warms up while others work
+                    self._idle.append(Worker())
+                    self._count += 1
+            self._cond.notify()
 
     def _real_states(self, task: str) -> list | None:
         if not self.options.real_states:
@@ -244,67 +305,62 @@ class Vetter:
                        metrics, source, verdict.graph if verdict.accepted else None)
 
     def _run_worker(self, source: str, card: TaskCard) -> Verdict:
+        import secrets
+
         from tfcaf.sandbox.worker import card_to_dict
 
         o = self.options
         worker = self._take()
-        started = False
         try:
             try:
                 ready = worker.wait_ready(o.warm_timeout_s)
             except (RuntimeError, OverflowError, ValueError) as err:
                 return infrastructure("worker", str(err))
             request = {"source": source, "card": card_to_dict(card), "options": o.worker_options(),
-                       "states": self._real_states(card.name)}
+                       "states": self._real_states(card.name), "nonce": secrets.token_hex(8)}
             try:
-                worker.proc.stdin.write((json.dumps(request) + "\n").encode())  # type: ignore[union-attr]
-                worker.proc.stdin.flush()  # type: ignore[union-attr]
+                result, started, timed_out, code = worker.run(request, o.timeout_s)
             except OSError as err:
+                worker.healthy = False
                 return infrastructure("worker", f"could not reach the sandbox worker: {err}")
-            deadline = time.monotonic() + o.timeout_s
-            while True:
+            except OverflowError:
+                worker.healthy = False
+                return rejected("runtime", "worker", "the worker's output exceeded the cap")
+            except ValueError:
+                worker.healthy = False
+                return rejected("runtime", "worker", "the worker's output was not valid JSON")
+            if result is not None and not timed_out:
+                result.setdefault("metrics", {})["worker_warm_ms"] = ready.get("warm_ms")
                 try:
-                    msg = worker.read_message(deadline)
-                except OverflowError:
-                    return rejected("runtime", "worker", "the worker's output exceeded the cap")
-                except ValueError:
-                    return rejected("runtime", "worker", "the worker's output was not valid JSON")
-                if msg is None:
-                    break
-                if msg.get("started"):
-                    started = True
-                    continue
-                if "result" in msg:
-                    result = msg["result"]
-                    result.setdefault("metrics", {})["worker_warm_ms"] = ready.get("warm_ms")
-                    try:
-                        return Verdict.from_json({**result, "source": source})
-                    except (KeyError, ValueError, TypeError) as err:
-                        return infrastructure("worker", f"malformed result from the worker: {err}")
-            timed_out = time.monotonic() >= deadline
-            worker.kill()
-            code = worker.proc.returncode
-            if timed_out:
-                return rejected("timeout", "worker", f"vetting took longer than {o.timeout_s:g} s wall-clock: the worker was killed",
-                                metrics={"timeout_s": o.timeout_s})
-            if not started:
-                return infrastructure("worker", f"the sandbox worker died before running the candidate (exit {code})")
-            if code is not None and code < 0:
-                sig = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-                if -code == signal.SIGXCPU:
-                    return rejected("timeout", "worker", f"the candidate exceeded the CPU-time limit ({o.cpu_s} s)")
-                if -code == signal.SIGXFSZ:
-                    return rejected("escape", "worker", "the candidate tried to write a file")
-                if -code in (signal.SIGKILL, signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT):
-                    return rejected("memory" if -code == signal.SIGKILL else "runtime", "worker",
-                                    f"the worker died with {sig} while running the candidate")
-                return rejected("runtime", "worker", f"the worker died with {sig} while running the candidate")
-            return rejected("runtime", "worker", f"the worker exited (code {code}) while running the candidate")
+                    return Verdict.from_json({**result, "source": source})
+                except (KeyError, ValueError, TypeError) as err:
+                    return infrastructure("worker", f"malformed result from the worker: {err}")
+            return _classify_exit(o, started, timed_out, code)
         finally:
-            worker.kill()
+            self._give_back(worker)
+
+
+def _classify_exit(o: VetOptions, started: bool, timed_out: bool, code: int | None) -> Verdict:
+    """A child that ended without a result: time-out, resource limit, crash, or infrastructure."""
+    if timed_out:
+        return rejected("timeout", "worker", f"vetting took longer than {o.timeout_s:g} s wall-clock: the sandbox process was killed",
+                        metrics={"timeout_s": o.timeout_s})
+    if not started or code is None:
+        return infrastructure("worker", f"the sandbox worker failed before running the candidate (exit {code})")
+    if code < 0:
+        sig = -code
+        name = signal.Signals(sig).name if sig in signal.valid_signals() else str(sig)
+        if sig == signal.SIGXCPU:
+            return rejected("timeout", "worker", f"the candidate exceeded the CPU-time limit ({o.cpu_s} s)")
+        if sig == signal.SIGXFSZ:
+            return rejected("escape", "worker", "the candidate tried to write a file")
+        if sig == signal.SIGKILL:
+            return rejected("memory", "worker", "the sandbox process was killed (SIGKILL: out of memory)")
+        return rejected("runtime", "worker", f"the sandbox process died with {name} while running the candidate")
+    return rejected("runtime", "worker", f"the sandbox process exited (code {code}) while running the candidate")
 
 
 def vet(text: str, card: TaskCard, options: VetOptions | None = None) -> Verdict:
     """One-shot vetting (starts and discards one worker; use a `Vetter` for many candidates)."""
-    with Vetter(VetOptions(**{**asdict(options or VetOptions()), "workers": 0})) as vetter:
+    with Vetter(VetOptions(**{**asdict(options or VetOptions()), "workers": 1})) as vetter:
         return vetter.vet(text, card)

@@ -1,12 +1,14 @@
-"""The sandbox worker: one process per candidate, started by `tfcaf.sandbox.pool` as
-`python -m tfcaf.sandbox.worker`.
+"""The sandbox worker, started by `tfcaf.sandbox.vetting` as `python -m tfcaf.sandbox.worker`:
+a fork server that runs every candidate in a fresh forked child.
 
-Protocol (JSON lines, never pickle): the worker warms up (imports torch, exports a known-good
-function), isolates itself from the network where the OS allows, writes ``{"ready": ...}``, reads one
-request ``{"source", "card", "options", "states"}`` from stdin, applies resource limits, writes
-``{"started": true}`` just before candidate code first runs, then one ``{"result": verdict-json}``,
-and exits. Its stdout and stderr (file descriptors 1 and 2) point to /dev/null while candidate code
-runs: the protocol uses a private duplicate of the original stdout pipe.
+Protocol (JSON lines, never pickle): the server warms up (imports torch, vets a known-good function
+once so lazy imports are done), moves into a new network namespace where the OS allows, writes
+``{"ready": ...}``, then per request line ``{"source", "card", "options", "states", "nonce"}`` forks a
+child and writes ``{"child": pid}``. The child starts its own session (the parent kills its process
+group on time-out), applies resource limits, drops root, writes ``{"started": true}`` just before
+candidate code first runs, then one ``{"result": verdict-json}``, and exits. When the child is gone the
+server writes ``{"done": exit-code}``. File descriptors 1 and 2 point to /dev/null: the protocol uses
+a private duplicate of the original stdout pipe, so prints and C-level writes cannot corrupt it.
 """
 
 from __future__ import annotations
@@ -185,7 +187,34 @@ def _send(proto: TextIO, obj: dict) -> None:
     proto.flush()
 
 
+def _serve_one(proto: TextIO, line: str, net: bool) -> None:
+    """In the forked child: own session, limits, then the candidate. Never returns."""
+    code = 0
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        request = json.loads(line)
+        card = card_from_dict(request["card"])
+        options = dict(request.get("options") or {})
+        nonce = request.get("nonce")
+        limits = apply_limits(options)
+    except BaseException as err:  # noqa: BLE001
+        _send(proto, {"result": {"verdict": "error", "status": "infrastructure", "stage": "worker",
+                                 "reasons": [f"bad request to the worker: {type(err).__name__}: {err}"[:300]]}})
+        os._exit(3)
+    try:
+        result = run_pipeline(request["source"], card, options, request.get("states"),
+                              lambda: _send(proto, {"started": True, "nonce": nonce}))
+        result.setdefault("metrics", {})["sandbox"] = {**limits, "net_isolated": net, "fork_server": True}
+        _send(proto, {"result": result, "nonce": nonce})
+    except BaseException:  # noqa: BLE001 - e.g. MemoryError while serialising: the parent classifies the exit
+        code = 4
+    os._exit(code)
+
+
 def main() -> int:
+    """Fork server: warm up once, then fork one fresh child per request (each child runs one candidate)."""
     proto = os.fdopen(os.dup(1), "w")
     devnull = os.open(os.devnull, os.O_WRONLY)
     keep_stderr = os.environ.get("TFCAF_WORKER_STDERR") == "1"
@@ -206,22 +235,16 @@ def main() -> int:
         _send(proto, {"ready": False, "error": f"{type(err).__name__}: {err}"[:500]})
         return 3
     _send(proto, {"ready": True, "net_isolated": net, "warm_ms": round((time.perf_counter() - t0) * 1e3, 1), "pid": os.getpid()})
-    line = sys.stdin.readline()
-    try:
-        request = json.loads(line)
-        card = card_from_dict(request["card"])
-        options = dict(request.get("options") or {})
-        limits = apply_limits(options)
-    except BaseException as err:  # noqa: BLE001
-        _send(proto, {"result": {"verdict": "error", "status": "infrastructure", "stage": "worker",
-                                 "reasons": [f"bad request to the worker: {type(err).__name__}: {err}"[:300]]}})
-        return 3
-    result = run_pipeline(request["source"], card, options, request.get("states"),
-                          lambda: _send(proto, {"started": True}))
-    result.setdefault("metrics", {})["sandbox"] = {**limits, "net_isolated": net}
-    _send(proto, {"result": result})
-    proto.close()
-    os._exit(0)
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        pid = os.fork()
+        if pid == 0:
+            _serve_one(proto, line, net)
+        _send(proto, {"child": pid})
+        _, status = os.waitpid(pid, 0)
+        _send(proto, {"done": os.waitstatus_to_exitcode(status)})
 
 
 if __name__ == "__main__":
