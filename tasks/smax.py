@@ -25,7 +25,7 @@ from tfcaf.tasks.card import TaskCard
 from tfcaf.tasks.env import BatchedEnv, EnvStep
 from tfcaf.tasks.registry import Task, register
 from tfcaf.tasks.smax_cards import (
-    MAP_SIZE, SMAC_MAPS_MISSING_FROM_SMAX, SMAC_REWARD_SCALE, SMAX_MAPS, UNIT_HEALTH, UNIT_TYPES,
+    EPISODE_LIMIT, MAP_SIZE, SMAC_MAPS_MISSING_FROM_SMAX, SMAC_REWARD_SCALE, SMAX_MAPS, UNIT_HEALTH, UNIT_TYPES,
     UNIT_WEAPON_COOLDOWN, SmaxLayout, parse_task_name, smax_card,
 )
 
@@ -48,6 +48,24 @@ def unknown_map_message(name: str) -> str | None:
             "(as tasks smac_<map>).")
 
 
+@contextlib.contextmanager
+def _quiet_stdout() -> Any:
+    """Silence fd 1 (jaxmarl's import resets sys.stdout, so redirecting sys.stdout alone is not enough)."""
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _import_jax() -> tuple[Any, Any, Any]:
     """jax, jax.numpy and jaxmarl's SMAX module, without letting JAX grab a GPU or print to stdout."""
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -55,7 +73,7 @@ def _import_jax() -> tuple[Any, Any, Any]:
         import jax
         import jax.numpy as jnp
 
-        with contextlib.redirect_stdout(io.StringIO()):  # jaxmarl prints about optional submodules
+        with _quiet_stdout():  # jaxmarl prints about optional submodules, which would corrupt --json output
             from jaxmarl.environments.smax import heuristic_enemy_smax_env as smax_mod
     except ImportError as err:
         raise MissingDependencyError(err.name or "jaxmarl", "SMAX tasks (smac_*)", INSTALL) from err
@@ -94,7 +112,8 @@ class SmaxFunctions:
             alive = st.unit_alive  # [U]
             types = st.unit_types.astype(jnp.int32)  # [U]
             hp = jnp.where(alive, st.unit_health / health[types], 0.0)
-            pos = jnp.where(alive[:, None], st.unit_positions / MAP_SIZE, 0.0)  # [U, 2]
+            # collision pushes can leave a unit briefly outside the map (walls kill it next world step): clip
+            pos = jnp.where(alive[:, None], jnp.clip(st.unit_positions / MAP_SIZE, 0.0, 1.0), 0.0)  # [U, 2]
             cd = jnp.where(alive, jnp.clip(st.unit_weapon_cooldowns / cooldown[types], 0.0, 1.0), 0.0)
             onehot = jnp.where(alive[:, None], jax.nn.one_hot(types, len(UNIT_TYPES)), 0.0)  # [U, T]
             parts = [hp[:n], hp[n:], pos[:n, 0], pos[:n, 1], pos[n:, 0], pos[n:, 1], cd[:n], cd[n:],
@@ -123,16 +142,18 @@ class SmaxFunctions:
             key, k_step, k_reset = jax.random.split(key, 3)
             obs, st2, rewards, dones, _ = env.step_env(k_step, st, {ag: actions[i] for i, ag in enumerate(agents)})
             reward = rewards[agents[0]].astype(jnp.float32) * scale
-            done = dones["__all__"]
             alive = st2.state.unit_alive
             allies_dead, enemies_dead = ~jnp.any(alive[:n]), ~jnp.any(alive[n:])
-            terminated = done & (allies_dead | enemies_dead)
-            truncated = done & ~terminated
-            won = done & enemies_dead & ~allies_dead
+            ep_ret2, ep_len2 = ep_ret + reward, ep_len + 1.0
+            terminated = allies_dead | enemies_dead
+            # SMAX checks its step limit before counting the step (episodes would last limit + 1 steps):
+            # truncate at the card's limit ourselves.
+            truncated = ~terminated & (dones["__all__"] | (ep_len2 >= EPISODE_LIMIT))
+            done = terminated | truncated
+            won = enemies_dead & ~allies_dead
             last2 = jax.nn.one_hot(actions, a, dtype=jnp.float32)  # [N, A]
             f_obs, f_avail = obs_avail(obs, st2)
             f_state = norm_state(st2.state, last2)
-            ep_ret2, ep_len2 = ep_ret + reward, ep_len + 1.0
             obs_r, st_r = env.reset(k_reset)
             r_obs, r_avail = obs_avail(obs_r, st_r)
             zero_last = jnp.zeros_like(last2)

@@ -136,8 +136,8 @@ def _slices(lay: SmaxLayout) -> tuple[StateSlice, ...]:
     meanings = {
         "ally_health": ("health of ally (agent) i divided by its unit type's maximum; 0 means dead", 0.0, 1.0, True),
         "enemy_health": (f"health of enemy j (j = 0..{m - 1}) divided by its maximum; 0 means dead", 0.0, 1.0, False),
-        "ally_x": (f"x position of ally i divided by the map width {MAP_SIZE:g}; 0 when dead", 0.0, 1.0, True),
-        "ally_y": (f"y position of ally i divided by the map height {MAP_SIZE:g}; 0 when dead", 0.0, 1.0, True),
+        "ally_x": (f"x position of ally i divided by the map width {MAP_SIZE:g} (clipped to [0, 1]); 0 when dead", 0.0, 1.0, True),
+        "ally_y": (f"y position of ally i divided by the map height {MAP_SIZE:g} (clipped to [0, 1]); 0 when dead", 0.0, 1.0, True),
         "enemy_x": ("x position of enemy j divided by the map width; 0 when dead", 0.0, 1.0, False),
         "enemy_y": ("y position of enemy j divided by the map height; 0 when dead", 0.0, 1.0, False),
         "ally_cooldown": ("weapon cooldown of ally i as a fraction of its unit type's cooldown, clipped to [0, 1]; "
@@ -214,10 +214,10 @@ def smax_card(map_name: str, last_actions: bool = False, smac_reward: bool = Fal
     lay = SmaxLayout(n, m, a, last_actions)
     scale = SMAC_REWARD_SCALE if smac_reward else 1.0
     if smap.smacv2:
-        units = (f"{n} allied units against {m} enemy units; each episode draws unit types uniformly from "
+        units = (f"the agents control {n} units against {m} enemy units; each episode draws unit types uniformly from "
                  f"{', '.join(UNIT_TYPES)} (enemies mirror the allies) and SMACv2-style start positions")
     else:
-        units = f"{n} allied {_type_names(smap.ally_types)} against {m} enemy {_type_names(smap.enemy_types)}"
+        units = f"the agents control {_type_names(smap.ally_types)} against {_type_names(smap.enemy_types)} of the enemy"
     suffix = ("+last_actions" if last_actions else "") + ("+smac_reward" if smac_reward else "")
     type_stats = "; ".join(f"{UNIT_TYPES[t]}: health {UNIT_HEALTH[t]:g}, damage {UNIT_DAMAGE[t]:g}, range {UNIT_ATTACK_RANGE[t]:g}, "
                            f"cooldown {UNIT_WEAPON_COOLDOWN[t]:g} s"
@@ -225,7 +225,7 @@ def smax_card(map_name: str, last_actions: bool = False, smac_reward: bool = Fal
     return TaskCard(
         name=f"smac_{map_name}{suffix}",
         family="smax",
-        backend="jaxmarl SMAX (HeuristicEnemySMAX)",
+        backend="jaxmarl SMAX",
         n_agents=n,
         state_dim=lay.state_dim,
         obs_dim=_obs_dim(n, m),
@@ -249,6 +249,7 @@ def smax_card(map_name: str, last_actions: bool = False, smac_reward: bool = Fal
         reward_range=(0.0, 2.0 * scale),
         notes=("SMAX, not SMAC: report results as SMAX.",
                "Differs from SMAC proper (e.g. SMAC 3m has obs 30, state 48, 9 actions, limit 60).",
+               f"Episodes are truncated after {EPISODE_LIMIT} steps by tfcaf (SMAX alone would run one step more).",
                "The state is SMAX's world state normalised and reordered field-major by tfcaf; "
                "dead units have zero health, position, cooldown and type bits."),
     )
