@@ -52,7 +52,9 @@ class LocalBackend:
         params.cpuparams.n_threads = max(1, settings.threads)
         params.cpuparams_batch.n_threads = max(1, settings.threads)
         params.n_ctx = settings.context
-        params.n_parallel = 1
+        # two slots: the coder's and the evaluator's prompts each keep their prefix in the KV cache
+        # (with one slot, every switch between them re-reads ~1000 prompt tokens: ~8 s on 1 thread)
+        params.n_parallel = 2
         params.warmup = False
         params.verbosity = -1  # llama.cpp logs to stderr and would break the progress bar
         params.hostnames = ["127.0.0.1"]

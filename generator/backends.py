@@ -88,8 +88,8 @@ class BackendSettings:
     """Retries after a 429, a 5xx or a connection error (openai backend)."""
     threads: int = 1
     """CPU threads (local and transformers backends)."""
-    context: int = 4096
-    """Context window in tokens (local backend)."""
+    context: int = 8192
+    """Context window in tokens (local backend), shared by its two slots (coder and evaluator)."""
     device: str = "cpu"
     """torch device (transformers backend)."""
 

@@ -63,8 +63,8 @@ class GenerateConfig:
     """Retries after a 429, a 5xx, a time-out or a refused connection (openai backend)."""
     threads: int = 1
     """CPU threads for the embedded model and for vetting."""
-    time_budget_s: float = 240.0
-    """Stop starting new LLM requests after this many seconds once a candidate has been accepted (0 = no limit)."""
+    time_budget_s: float = 180.0
+    """Stop starting new LLM requests after this many seconds once a candidate has been accepted (0 = no limit); keeps the embedded default within 5 minutes on a busy 2-core CPU."""
     cache: bool = True
     """Serve repeated requests from the response cache in <store>/cache/llm."""
     price_prompt: float = 0.0

@@ -233,6 +233,10 @@ class GenerateLoop:
             return
         if not self.config.critic or cand.source is None:
             return
+        if self._over_budget():
+            self.rundir.append({"type": "critique", "cid": cand.cid, "critique": None, "reason": "skipped: time budget spent",
+                                "attempts": 0})
+            return
         self.progress("status", text=f"evaluator on {cand.cid}")
         result = critic_mod.critique(lambda m, s: self.llm.ask("critic", m, s), self.card, cand.source,
                                      cand.verdict.get("metrics") or {}, seed=_seed(self.config.seed, "critic", cand.cid))

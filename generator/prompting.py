@@ -52,7 +52,6 @@ def _task_vars(card: TaskCard, mode: str) -> dict[str, Any]:
     out: dict[str, Any] = {"card": card, "mode": mode, "detailed": mode == "code"}
     if mode == "spec":
         out["limits"] = spec_mod.LIMITS
-        out["example"] = json.dumps(spec_mod.example_spec(card))
     return out
 
 
