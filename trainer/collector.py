@@ -20,7 +20,7 @@ from tfcaf.trainer.buffer import EpisodeBatch, empty_batch
 
 def epsilon_at(step: int, start: float, finish: float, anneal_steps: int) -> float:
     """Linear annealing from `start` to `finish` over `anneal_steps` env steps, then constant."""
-    if anneal_steps <= 0:
+    if anneal_steps <= 0 or step >= anneal_steps:
         return finish
     frac = min(1.0, max(0.0, step / anneal_steps))
     return start + frac * (finish - start)
