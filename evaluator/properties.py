@@ -164,10 +164,14 @@ class PropertySuite:
 
         o = self.options
         q0, s0 = q.clone(), s.clone()
+        where = f"(state pattern '{pattern}', Q kind '{kind}', B={q.shape[0]})"
+        plain = self.fn(q, s)
+        _check_contract(plain, q)
+        if not bool(torch.equal(q, q0)) or not bool(torch.equal(s, s0)):
+            raise self._fail("inputs_not_mutated", f"the function modified its inputs in place {where}", q0, s0, 0)
         qg = q.clone().requires_grad_(True)
         out = self.fn(qg, s)
         _check_contract(out, qg)
-        where = f"(state pattern '{pattern}', Q kind '{kind}', B={q.shape[0]})"
         bad = ~torch.isfinite(out.detach()).reshape(-1)
         if bool(bad.any()):
             i = int(bad.nonzero()[0])

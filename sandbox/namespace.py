@@ -129,6 +129,8 @@ def guarded_getattr(obj: Any, name: str, default: Any = None, *args: Any) -> Any
         if name in TENSOR_ATTRS:
             return getattr(obj, name)
         raise BlockedAttribute(f"tensor attribute '.{name}' is not available in the sandbox", escape=False)
+    if type(obj).__module__ == "torch.return_types" and name in ("values", "indices"):  # max/min/sort/topk results
+        return getattr(obj, name)
     if isinstance(obj, torch.Size) and name in ("numel",):
         return getattr(obj, name)
     if isinstance(obj, torch.dtype) and name in ("is_floating_point", "itemsize"):

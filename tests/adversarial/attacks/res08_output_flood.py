@@ -1,0 +1,9 @@
+# attack: print floods (10^6 lines per call)
+# expect: rejected
+# status: timeout
+# task: any
+def QLLMNetwork(agents_q, global_state):
+    for i in range(1000):
+        for j in range(1000):
+            print("x" * 1000)
+    return agents_q.sum(dim=-1, keepdim=True)
