@@ -51,6 +51,13 @@ ESCAPE_BUILTINS = frozenset({
 })
 """Bare names (builtins and system modules) that only serve to leave the sandbox: status 'escape'."""
 
+IMPORT_ESCAPES = frozenset({
+    "os", "sys", "subprocess", "ctypes", "builtins", "importlib", "socket", "shutil", "pathlib", "pickle",
+    "marshal", "io", "codecs", "runpy", "signal", "threading", "multiprocessing", "gc", "inspect", "urllib",
+    "http", "requests", "pty", "posix", "tempfile", "glob", "code", "types", "platform", "resource", "mmap",
+})
+"""Modules whose import is an escape attempt (other unknown imports are merely 'static')."""
+
 RANDOM_NAMES = frozenset({
     "rand", "randn", "randint", "rand_like", "randn_like", "randint_like", "randperm", "bernoulli",
     "multinomial", "normal", "poisson", "manual_seed", "seed", "initial_seed", "dropout", "dropout1d",
@@ -99,7 +106,7 @@ def _check_import(node: ast.Import | ast.ImportFrom, bindings: dict[str, str]) -
         for alias in node.names:
             if alias.name not in ALLOWED_IMPORTS:
                 root = alias.name.split(".")[0]
-                maker = _escape if root in ESCAPE_NAMES or root in {"os", "sys"} else _static
+                maker = _escape if root in IMPORT_ESCAPES else _static
                 raise maker(f"import of '{alias.name}' is not allowed (allowed: torch, torch.nn, torch.nn.functional, math)", node)
             if alias.asname:
                 bindings[alias.asname] = alias.name
@@ -111,7 +118,7 @@ def _check_import(node: ast.Import | ast.ImportFrom, bindings: dict[str, str]) -
     module = node.module or ""
     if module not in ALLOWED_IMPORTS:
         root = module.split(".")[0]
-        maker = _escape if root in ESCAPE_NAMES else _static
+        maker = _escape if root in IMPORT_ESCAPES else _static
         raise maker(f"import from '{module}' is not allowed (allowed: torch, torch.nn, torch.nn.functional, math)", node)
     for alias in node.names:
         if alias.name == "*":

@@ -247,8 +247,12 @@ def restricted_globals(bindings: dict[str, str], namespaces: dict[str, Namespace
 
 def compile_candidate(gate: GateResult) -> Any:
     """RestrictedPython-compile the gated module; Rejection('restricted') on a policy error."""
+    import warnings
+
     try:
-        result = compile_restricted(gate.tree, filename="<candidate>", mode="exec")
+        with warnings.catch_warnings():  # e.g. "Prints, but never reads 'printed'": prints are discarded anyway
+            warnings.simplefilter("ignore", SyntaxWarning)
+            result = compile_restricted(gate.tree, filename="<candidate>", mode="exec")
     except SyntaxError as err:
         raise Rejection("restricted", "restricted", f"RestrictedPython refused the code: {err}") from None
     return result

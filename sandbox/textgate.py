@@ -82,8 +82,8 @@ def check_identifiers(source: str) -> None:
     """Reject identifiers that NFKC changes (Python would silently merge them) or that mix scripts."""
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (tokenize.TokenError, IndentationError, SyntaxError) as err:
-        raise _reject(f"the code does not tokenize: {err}") from None
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return  # the parser reports it with a line number
     for tok in tokens:
         if tok.type != tokenize.NAME or tok.string.isascii():
             continue
@@ -126,6 +126,7 @@ def extract_source(text: str) -> str:
         raise _reject(f"code too long ({len(source)} characters, {source.count(chr(10))} lines; limits "
                       f"{MAX_SOURCE_CHARS} and {MAX_SOURCE_LINES})")
     check_characters(source)
+    check_identifiers(source)
     try:
         ast.parse(source)
     except SyntaxError as err:
@@ -134,5 +135,4 @@ def extract_source(text: str) -> str:
         raise _reject(f"syntax error{where}: {err.msg}{hint}") from None
     except (ValueError, RecursionError, MemoryError) as err:
         raise _reject(f"the code does not parse: {type(err).__name__}") from None
-    check_identifiers(source)
     return source
