@@ -14,6 +14,7 @@ import torch
 
 from tfcaf.errors import MissingDependencyError
 from tfcaf.tasks.env import EnvStep, random_actions
+from tfcaf.tasks.features import evaluate
 from tfcaf.tasks.registry import TASKS, make_env
 
 QUICK_SMAX = {"smac_3m", "smac_2s3z", "smac_smacv2_5_units"}
@@ -48,7 +49,7 @@ def _make(name: str, n_envs: int):
 
 
 def _eval_features(card, state: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {f.name: eval(f.expr, {"__builtins__": {}}, {"torch": torch, "global_state": state}) for f in card.features}
+    return evaluate(card, state)
 
 
 def check_in_ranges(card, state: torch.Tensor, what: str) -> None:

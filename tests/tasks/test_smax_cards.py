@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from tfcaf.errors import UsageError
+from tfcaf.tasks.features import evaluate
 from tfcaf.tasks.registry import TASKS, get_card, get_task
 from tfcaf.tasks.smax_cards import SMAX_MAPS, SmaxLayout, smax_card
 
@@ -40,8 +41,9 @@ def test_features_evaluate_to_batch_by_agents_inside_their_range(name):
     gs[:, : card.n_agents] *= (torch.rand(16, card.n_agents, generator=g) > 0.3).to(gs.dtype)
     names = {f.name for f in card.features}
     assert {"health", "alive", "cooldown", "nearest_enemy_distance", "enemies_in_range"} <= names
+    values = evaluate(card, gs)
     for f in card.features:
-        value = eval(f.expr, {"__builtins__": {}}, {"torch": torch, "global_state": gs})  # our own text
+        value = values[f.name]
         assert value.shape == (16, card.n_agents), f.name
         assert value.dtype == gs.dtype, f.name
         assert float(value.min()) >= f.low - 1e-6 and float(value.max()) <= f.high + 1e-6, f.name
@@ -51,7 +53,7 @@ def test_dead_agents_have_no_enemies_in_range_and_far_nearest_enemy():
     card = get_card("smac_3m")
     gs = torch.zeros(2, card.state_dim)
     gs[:, 3:6] = 1.0  # enemies alive, all at (0, 0) like the dead allies
-    value = {f.name: eval(f.expr, {"__builtins__": {}}, {"torch": torch, "global_state": gs}) for f in card.features}
+    value = evaluate(card, gs)
     assert torch.equal(value["alive"], torch.zeros(2, 3))
     assert torch.equal(value["enemies_in_range"], torch.zeros(2, 3))
     assert torch.allclose(value["nearest_enemy_distance"], torch.full((2, 3), 1.5))

@@ -9,6 +9,7 @@ import torch
 
 from tfcaf.errors import UsageError
 from tfcaf.tasks.env import random_actions
+from tfcaf.tasks.features import evaluate
 from tfcaf.tasks.registry import get_card, make_env
 from tfcaf.tasks.smax_cards import SMAX_MAPS, UNIT_HEALTH, UNIT_TYPES, UNIT_WEAPON_COOLDOWN
 
@@ -73,9 +74,8 @@ def test_enemies_in_range_matches_the_attack_mask(env3m):
     out = env3m.reset(seed=2)
     gen = torch.Generator().manual_seed(2)
     agree = total = 0
-    expr = card.feature("enemies_in_range").expr
     for _ in range(80):
-        feat = eval(expr, {"__builtins__": {}}, {"torch": torch, "global_state": out.state})  # [E, N]
+        feat = evaluate(card, out.state, ["enemies_in_range"])["enemies_in_range"]  # [E, N]
         attack = out.avail_actions[:, :, 5:].sum(-1).to(feat.dtype)  # [E, N]
         agree += int((feat == attack).sum())
         total += feat.numel()
