@@ -99,14 +99,15 @@ def print_review(rundir: RunDir, diff: tuple[str, str] | None = None, store: Pat
     con.print(table)
     if diff:
         a, b = diff
-        text = unified(_source(rundir, a), _source(rundir, b), a, b)
+        label, text = a, unified(_source(rundir, a), _source(rundir, b), a, b)
     else:
-        chosen = rundir.selected()
-        if chosen is None:
+        b = rundir.selected()
+        if b is None:
             con.print("no candidate was selected (none accepted); compare two with --diff A B")
             return
         label, base = baseline(rundir.task, store)
-        text = unified(base, _source(rundir, chosen), label, chosen)
+        text = unified(base, _source(rundir, b), label, b)
+    con.print(f"[bold]diff {label} -> {b}[/]", highlight=False)
     con.print(Syntax(text or "(identical)\n", "diff", theme="ansi_dark", background_color="default"))
 
 

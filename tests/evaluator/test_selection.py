@@ -1,0 +1,31 @@
+"""Selection: gates first, then properties, critic and fitness; deterministic ties."""
+
+from __future__ import annotations
+
+from tfcaf.evaluator.selection import SelectionWeights, combined_score, property_score, select
+
+
+def test_rejected_never_selected_even_with_top_scores():
+    items = [{"cid": "a", "accepted": False, "score": {"total": 1.0}}, {"cid": "b", "accepted": True, "score": {"total": 0.1}}]
+    assert select(items) == "b"
+    assert select([items[0]]) is None
+
+
+def test_ties_go_to_the_earlier_candidate():
+    items = [{"cid": "x", "accepted": True, "score": {"total": 0.5}}, {"cid": "y", "accepted": True, "score": {"total": 0.5}}]
+    assert select(items) == "x"
+
+
+def test_property_score_rewards_state_use_and_dead_agents_without_credit():
+    good = property_score({"state_dependence": 0.9, "dead_agent_credit": 0.0})
+    bad = property_score({"state_dependence": 0.0, "dead_agent_credit": 1.0})
+    assert good > bad and property_score({}) == 0.5
+
+
+def test_missing_components_renormalise():
+    only = combined_score({"state_dependence": 1.0, "dead_agent_credit": 0.0}, None, None)
+    assert only["total"] == 1.0 and "critic" not in only
+    both = combined_score({"state_dependence": 1.0, "dead_agent_credit": 0.0}, 0.0, None, SelectionWeights(0.5, 0.5, 0.0))
+    assert both["total"] == 0.5
+    fit = combined_score({}, None, 2.0)
+    assert fit["fitness"] == 1.0
