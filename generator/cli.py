@@ -111,10 +111,6 @@ def register(app: typer.Typer) -> None:
             if given:
                 raise UsageError(f"--resume continues a run with its stored config; drop {', '.join('--' + g.replace('_', '-') for g in given)}.")
             config, sources = None, None
-            if store:
-                import os
-
-                os.environ["TFCAF_STORE"] = store
         else:
             config, sources = resolve(flags, config_file)
             from tfcaf.tasks.registry import get_card
@@ -123,7 +119,7 @@ def register(app: typer.Typer) -> None:
             if show_config:
                 _show_config(config, sources, as_json)
                 return
-        summary = _run_with_progress(run_generate, config, sources, resume, quiet=False)
+        summary = _run_with_progress(run_generate, config, sources, resume, store)
         if as_json:
             print(json.dumps(summary, default=str))
         else:
@@ -201,14 +197,14 @@ def register(app: typer.Typer) -> None:
         Console().print(table)
 
 
-def _run_with_progress(run_generate: Any, config: Any, sources: Any, resume: str | None, quiet: bool) -> dict[str, Any]:
+def _run_with_progress(run_generate: Any, config: Any, sources: Any, resume: str | None, store: str | None) -> dict[str, Any]:
     """Run generate under a rich progress bar on stderr (stdout stays clean for --json)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]generate[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=console, transient=False, disable=quiet) as bar:
+                  TextColumn("{task.description}"), console=console, transient=False) as bar:
         state: dict[str, Any] = {}
 
         def on_start(cfg: Any, rundir: Any) -> None:
@@ -223,4 +219,4 @@ def _run_with_progress(run_generate: Any, config: Any, sources: Any, resume: str
             elif event == "status":
                 bar.update(state["task"], description=str(info.get("text", "")))
 
-        return run_generate(config, sources, resume=resume, progress=progress, on_start=on_start)
+        return run_generate(config, sources, resume=resume, store=store, progress=progress, on_start=on_start)

@@ -80,16 +80,19 @@ def _prepare(config: GenerateConfig | None, sources: dict[str, str] | None, resu
 
 
 def generate(config: GenerateConfig | None, sources: dict[str, str] | None = None, *, resume: str | None = None,
-             backend: Backend | None = None, vet: VetFn | None = None, progress: Progress | None = None,
+             store: str | Path | None = None, backend: Backend | None = None, vet: VetFn | None = None,
+             progress: Progress | None = None,
              on_start: Callable[[GenerateConfig, RunDir], None] | None = None) -> dict[str, Any]:
-    """Run or resume a generate run; returns the summary (also written to summary.json)."""
+    """Run or resume a generate run; returns the summary (also written to summary.json).
+
+    `store` only matters with `resume` (a new run takes the store from its config)."""
     from tfcaf.runtime import configure_torch
     from tfcaf.tasks.registry import get_card
 
     if config is None and not resume:
         raise UsageError("generate needs a config or --resume RUN.")
-    store = store_dir(config.store if config else None)
-    config, rundir = _prepare(config, sources, resume, store)
+    store_path = store_dir(config.store if config else store)
+    config, rundir = _prepare(config, sources, resume, store_path)
     card = get_card(config.task)
     configure_torch(config.threads)
     fitness = fitness_hook(config.fitness_steps)
@@ -105,7 +108,7 @@ def generate(config: GenerateConfig | None, sources: dict[str, str] | None = Non
             if vet is None:
                 vet = stack.enter_context(default_vetter(config.threads))
             loop = GenerateLoop(config, card, backend, vet, rundir,
-                                cache=ResponseCache(store / "cache" / "llm"), fitness=fitness, progress=progress)
+                                cache=ResponseCache(store_path / "cache" / "llm"), fitness=fitness, progress=progress)
             try:
                 result = loop.run()
             except InfrastructureError as err:
