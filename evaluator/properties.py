@@ -165,43 +165,21 @@ class PropertySuite:
         o = self.options
         q0, s0 = q.clone(), s.clone()
         where = f"(state pattern '{pattern}', Q kind '{kind}', B={q.shape[0]})"
-        plain = self.fn(q, s)
-        _check_contract(plain, q)
+        out = self.fn(q, s)
+        _check_contract(out, q)
+        out = out.detach()
         if not bool(torch.equal(q, q0)) or not bool(torch.equal(s, s0)):
             raise self._fail("inputs_not_mutated", f"the function modified its inputs in place {where}", q0, s0, 0)
-        qg = q.clone().requires_grad_(True)
-        out = self.fn(qg, s)
-        _check_contract(out, qg)
-        bad = ~torch.isfinite(out.detach()).reshape(-1)
+        bad = ~torch.isfinite(out).reshape(-1)
         if bool(bad.any()):
             i = int(bad.nonzero()[0])
-            raise self._fail("finite_output", f"Q_tot is {float(out[i, 0])} {where}", q, s, i, q_tot=out.detach())
-        if not bool(torch.equal(qg.detach(), q0)) or not bool(torch.equal(s, s0)):
-            raise self._fail("inputs_not_mutated", f"the function modified its inputs {where}", q0, s0, 0)
-        if not out.requires_grad:
-            raise self._fail("gradient", f"Q_tot does not depend on agents_q (no gradient) {where}", q, s, 0)
-        (grad,) = torch.autograd.grad(out.sum(), qg, allow_unused=True)
-        if grad is None:
-            raise self._fail("gradient", f"Q_tot does not depend on agents_q (no gradient) {where}", q, s, 0)
-        bad = ~torch.isfinite(grad).all(dim=1)
-        if bool(bad.any()):
-            i = int(bad.nonzero()[0])
-            raise self._fail("finite_gradient", f"dQ_tot/dQ is not finite {where}", q, s, i, grad=grad)
-        if pattern in ("uniform", "real", "edge") and kind in ("normal", "positive") and float(grad.abs().max()) == 0.0:
-            raise self._fail("nonzero_gradient", f"dQ_tot/dQ_i is zero for every agent and row {where}: Q_tot ignores the agents' Q values", q, s, 0)
-        self.min_grad = min(self.min_grad, float(grad.min()))
-        if self.card.requires_igm and float(grad.min()) < -o.igm_tolerance:
-            i, j = divmod(int(grad.argmin()), grad.shape[1])
-            raise self._fail("igm_monotone", f"dQ_tot/dQ_{j} = {float(grad[i, j]):.4g} < 0 {where}; the task requires "
-                             "Q_tot to be non-decreasing in every Q_i (use non-negative weights that depend on the state only)",
-                             q, s, i, grad=grad)
+            raise self._fail("finite_output", f"Q_tot is {float(out[i, 0])} {where}", q, s, i, q_tot=out)
         bound = o.scale_factor * self.card.n_agents * max(1.0, float(q.abs().max()))
-        big = out.detach().abs().reshape(-1) > bound
+        big = out.abs().reshape(-1) > bound
         if bool(big.any()):
             i = int(big.nonzero()[0])
             raise self._fail("bounded_scale", f"|Q_tot| = {float(out[i, 0]):.4g} exceeds {bound:.4g} = {o.scale_factor:g} * N * max(1, max|Q_i|) {where}",
-                             q, s, i, q_tot=out.detach())
-        out = out.detach()
+                             q, s, i, q_tot=out)
         again = self.fn(q, s).detach()
         if not bool(torch.equal(again, out)) and not bool(torch.allclose(again, out, rtol=1e-6, atol=1e-6, equal_nan=True)):
             i = int((again - out).abs().reshape(-1).argmax())
@@ -221,6 +199,28 @@ class PropertySuite:
             _check_contract(single, q[i:i + 1])
             if float((single[0, 0] - out[i, 0]).abs()) > tol:
                 raise self._fail("batch_independence", f"row {i} gives {float(out[i, 0]):.6g} in a batch of {b} and {float(single[0, 0]):.6g} alone {where}", q, s, i)
+        qg = q.clone().requires_grad_(True)
+        out_g = self.fn(qg, s)
+        _check_contract(out_g, qg)
+        if not bool(torch.allclose(out_g.detach(), out, rtol=1e-6, atol=1e-6)):
+            raise self._fail("deterministic", f"the output changes when agents_q requires a gradient {where}", q, s, 0)
+        if not out_g.requires_grad:
+            raise self._fail("gradient", f"Q_tot does not depend on agents_q (no gradient) {where}", q, s, 0)
+        (grad,) = torch.autograd.grad(out_g.sum(), qg, allow_unused=True)  # rows are independent: per-row gradients
+        if grad is None:
+            raise self._fail("gradient", f"Q_tot does not depend on agents_q (no gradient) {where}", q, s, 0)
+        bad = ~torch.isfinite(grad).all(dim=1)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise self._fail("finite_gradient", f"dQ_tot/dQ is not finite {where}", q, s, i, grad=grad)
+        if pattern in ("uniform", "real", "edge") and kind in ("normal", "positive") and float(grad.abs().max()) == 0.0:
+            raise self._fail("nonzero_gradient", f"dQ_tot/dQ_i is zero for every agent and row {where}: Q_tot ignores the agents' Q values", q, s, 0)
+        self.min_grad = min(self.min_grad, float(grad.min()))
+        if self.card.requires_igm and float(grad.min()) < -o.igm_tolerance:
+            i, j = divmod(int(grad.argmin()), grad.shape[1])
+            raise self._fail("igm_monotone", f"dQ_tot/dQ_{j} = {float(grad[i, j]):.4g} < 0 {where}; the task requires "
+                             "Q_tot to be non-decreasing in every Q_i (use non-negative weights that depend on the state only)",
+                             q, s, i, grad=grad)
         alive = self.sampler.alive_mask(s)
         if alive is not None and pattern == "dead_some":
             dead = ~alive

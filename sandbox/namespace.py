@@ -53,7 +53,7 @@ TENSOR_ATTRS = frozenset(set(TORCH_FUNCTIONS) - {"tensor", "as_tensor", "zeros",
                                                   "concatenate", "hstack", "vstack", "einsum"}) | {
     "shape", "dtype", "device", "ndim", "T", "mT", "size", "dim", "view", "view_as", "reshape_as", "expand",
     "expand_as", "repeat", "contiguous", "clone", "detach", "to", "float", "double", "half", "long", "int",
-    "bool", "type_as", "new_zeros", "new_ones", "new_full", "new_tensor", "is_floating_point", "requires_grad",
+    "bool", "type_as", "new_zeros", "new_ones", "new_full", "new_tensor", "is_floating_point",
     "softmax", "log_softmax", "abs", "exp", "unflatten", "select", "masked_fill", "nelement", "numel",
     "logical_not", "square", "sigmoid", "relu", "tanh", "mean", "sum", "max", "min", "clamp", "values",
     "indices", "is_cuda", "detach", "sqrt", "pow", "log", "neg", "sign",
