@@ -55,9 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # click usage errors arrive as ClickException subclasses
         import click
 
-        if isinstance(err, click.ClickException):
+        click_errors, usage_errors = (click.ClickException,), (click.UsageError,)
+        try:  # typer >= 0.2x raises its vendored copy of click's exceptions
+            from typer._click import exceptions as vendored
+
+            click_errors, usage_errors = click_errors + (vendored.ClickException,), usage_errors + (vendored.UsageError,)
+        except ImportError:
+            pass
+        if isinstance(err, click_errors):
             err.show()
-            return 2 if isinstance(err, click.UsageError) else 1
+            return 2 if isinstance(err, usage_errors) else 1
         raise
     return result if isinstance(result, int) else 0
 
