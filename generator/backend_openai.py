@@ -9,6 +9,7 @@ the worst case is bounded by (max_retries + 1) * timeout + the backoff sum.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any, Callable
@@ -70,6 +71,8 @@ class OpenAIBackend:
         self.model = settings.model
         self.timeout_s = settings.timeout_s
         self.max_retries = max(0, settings.max_retries)
+        self.schema_supported = True
+        """False once the endpoint refused a JSON-schema response_format (400): later requests go without."""
         self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=settings.timeout_s, max_retries=0)
 
     def complete(self, messages: list[Message], **sampling: Any) -> Completion:
@@ -78,7 +81,7 @@ class OpenAIBackend:
         for key in ("temperature", "top_p", "max_tokens", "seed"):
             if sampling.get(key) is not None:
                 kwargs[key] = sampling[key]
-        if sampling.get("json_schema") is not None:
+        if sampling.get("json_schema") is not None and self.schema_supported:
             kwargs["response_format"] = schema_response_format(sampling["json_schema"])
         start = time.perf_counter()
         last = "no attempt made"
@@ -97,6 +100,20 @@ class OpenAIBackend:
             except openai.InternalServerError as err:
                 last = f"server error ({err.status_code})"
                 retry_after = retry_after_seconds(getattr(err.response, "headers", None))
+            except openai.BadRequestError as err:
+                if "response_format" in kwargs:
+                    # the server does not take this JSON schema (or none at all): ask without it from now
+                    # on; the callers' parsers validate (and clamp) every answer anyway
+                    self.schema_supported = False
+                    kwargs.pop("response_format")
+                    try:
+                        answer = self._client.chat.completions.create(**kwargs)
+                    except openai.APIError as again:
+                        raise InfrastructureError(f"LLM endpoint {self.base_url} refused the request: {_short(str(again))}") from again
+                    done = self._completion(answer, time.perf_counter() - start, attempt)
+                    return dataclasses.replace(done, raw={**done.raw, "schema_refused": _short(err.message)})
+                raise InfrastructureError(f"LLM endpoint {self.base_url} refused the request "
+                                          f"({err.status_code}: {_short(err.message)})") from err
             except openai.APIStatusError as err:
                 raise InfrastructureError(f"LLM endpoint {self.base_url} refused the request "
                                           f"({err.status_code}: {_short(err.message)})") from err

@@ -101,3 +101,17 @@ def test_retry_after_parsing():
     assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
     assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
     assert backoff_s(10, None) == 8.0 and backoff_s(0, 100.0) == 8.0
+
+
+def test_endpoint_refusing_the_schema_is_asked_again_without_it():
+    def behaviour(n, body):
+        if "response_format" in body:
+            return 400, {}, {"error": {"message": "response_format json_schema is not supported"}}
+        return 200, {}, completion_body('{"a": 1}')
+
+    with FakeServer(behaviour) as srv:
+        backend = _backend(srv.base_url, [])
+        done = backend.complete(MSG, json_schema={"type": "object"})
+        assert done.text == '{"a": 1}' and "schema_refused" in done.raw and not backend.schema_supported
+        backend.complete(MSG, json_schema={"type": "object"})
+        assert ["response_format" in r for r in srv.requests] == [True, False, False]
