@@ -53,3 +53,15 @@ def test_approve_review_and_approved_verbs(real_run, tmp_path):
     assert out.returncode == 0 and "--- r0-c0-a0" in out.stdout
     out = _cli("review", run_id, "--store", str(store), "--json")
     assert {r["cid"] for r in json.loads(out.stdout)} == {"r0-c0-a0", "r0-c0-a1", "r0-c1-a0"}
+
+
+def test_generate_approve_train_end_to_end(real_run, tmp_path):
+    """The approved graph trains: `tfcaf train --mixer tfcaf:NAME` (a few hundred steps on matrix_climbing)."""
+    store, summary = real_run
+    out = _cli("approve", f"{summary['run_id']}:r0-c1-a0", "--name", "for-training", "--store", str(store))
+    assert out.returncode == 0, out.stderr
+    out = _cli("train", "--task", "matrix_climbing", "--mixer", "tfcaf:for-training", "--steps", "200", "--store",
+               str(store), "--json")
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["env_steps"] >= 200
