@@ -29,12 +29,12 @@ CRITERIA: dict[str, str] = {
 }
 """Criterion -> what it asks (shown to the evaluator)."""
 
-ADVICE_MAX = 240
+ADVICE_MAX = 150
 
 CRITIQUE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "scores": {"type": "object", "properties": {c: {"type": "integer"} for c in CRITERIA},
+        "scores": {"type": "object", "properties": {c: {"type": "integer", "enum": list(range(1, 11))} for c in CRITERIA},
                    "required": list(CRITERIA), "additionalProperties": False},
         "advice": {"type": "string", "maxLength": ADVICE_MAX},
     },
@@ -139,11 +139,18 @@ Ask = Callable[[list, dict], Any]
 
 
 def critique(ask: Ask, card: TaskCard, source: str, metrics: dict[str, Any], seed: int,
-             max_tokens: int = 160, temperature: float = 0.3) -> CriticResult:
-    """Ask the evaluator about one accepted candidate; malformed -> one retry -> ignored with the reason."""
+             max_tokens: int = 220, temperature: float = 0.3, spec: dict[str, Any] | None = None) -> CriticResult:
+    """Ask the evaluator about one accepted candidate; malformed -> one retry -> ignored with the reason.
+
+    With `spec` (spec mode: the parsed, clamped spec — our own data, not LLM text) the evaluator sees
+    the spec instead of the much longer rendered source."""
     from tfcaf.generator.prompting import evaluate_messages
 
-    messages = evaluate_messages(card, sanitize_candidate(source), numeric_metrics(metrics), CRITERIA)
+    if spec is not None:
+        shown = json.dumps({k: spec[k] for k in ("weights", "temperature", "vdn_blend", "mask_dead") if k in spec})
+        messages = evaluate_messages(card, shown, numeric_metrics(metrics), CRITERIA, kind="spec")
+    else:
+        messages = evaluate_messages(card, sanitize_candidate(source), numeric_metrics(metrics), CRITERIA)
     reason = ""
     for attempt in range(2):
         sampling = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed + attempt,

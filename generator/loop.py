@@ -239,7 +239,8 @@ class GenerateLoop:
             return
         self.progress("status", text=f"evaluator on {cand.cid}")
         result = critic_mod.critique(lambda m, s: self.llm.ask("critic", m, s), self.card, cand.source,
-                                     cand.verdict.get("metrics") or {}, seed=_seed(self.config.seed, "critic", cand.cid))
+                                     cand.verdict.get("metrics") or {}, seed=_seed(self.config.seed, "critic", cand.cid),
+                                     spec=cand.spec if self.mode == "spec" else None)
         cand.critique = result.critique.to_json() if result.critique else None
         self.rundir.append({"type": "critique", "cid": cand.cid, "critique": cand.critique, "reason": result.reason,
                             "attempts": result.attempts})

@@ -90,9 +90,11 @@ def repair_messages(previous: list[Message], answer: str, verdict: dict[str, Any
     return [*previous, {"role": "assistant", "content": answer}, {"role": "user", "content": body}]
 
 
-def evaluate_messages(card: TaskCard, candidate: str, metrics: dict[str, Any], criteria: dict[str, str]) -> list[Message]:
-    """The evaluator's request. `candidate` must already be sanitised (see evaluator.critic)."""
-    body = render("evaluate.j2", card=card, detailed=False, candidate=candidate.strip(),
+def evaluate_messages(card: TaskCard, candidate: str, metrics: dict[str, Any], criteria: dict[str, str],
+                      kind: str = "source") -> list[Message]:
+    """The evaluator's request. `candidate` must already be sanitised (see evaluator.critic): python
+    source (`kind='source'`) or a parsed, clamped credit spec re-serialised by us (`kind='spec'`)."""
+    body = render("evaluate.j2", card=card, detailed=False, kind=kind, candidate=candidate.strip(),
                   metrics=_clip(json.dumps(metrics, sort_keys=True, default=str), 600), criteria=criteria)
     return [{"role": "system", "content": "You are a strict reviewer of multi-agent credit assignment functions. "
                                           "You answer with one JSON object only."},

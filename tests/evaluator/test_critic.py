@@ -93,3 +93,12 @@ def test_only_numeric_vetter_metrics_are_shown():
 def test_advice_is_clipped_and_printable():
     c = parse_critique(json.dumps({"scores": {k: 5 for k in CRITERIA}, "advice": "a\x1b[31m" + "b" * 500}))
     assert "\x1b" not in c.advice and len(c.advice) <= 150
+
+
+def test_spec_mode_shows_the_clamped_spec_not_the_source():
+    ask = Recorder([_good()])
+    spec = {"weights": {"health": 1.5}, "temperature": 0.5, "vdn_blend": 0.2, "mask_dead": True, "notes": ["x"]}
+    critique(ask, get_card("smac_3m"), CLEAN, {}, seed=0, spec=spec)
+    prompt = ask.requests[0][0][1]["content"]
+    assert '{"weights": {"health": 1.5}, "temperature": 0.5, "vdn_blend": 0.2, "mask_dead": true}' in prompt
+    assert "softmax(global_state" not in prompt and "- nearest_enemy_distance:" in prompt
