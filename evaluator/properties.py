@@ -258,6 +258,8 @@ class PropertySuite:
         t0 = time.perf_counter()
         for case in self.explicit():
             self.check(*self.batch(*case[:1], *case[1:4], case[4]), case[1], case[2])
+        q, s = self.batch(13, "uniform", "normal", 1.0, 8)
+        _check_contract(self.fn(q.double(), s.double()), q.double())  # dtype follows the inputs (float64 too)
         patterns = [p for p in PATTERNS if (p != "real" or self.sampler.real is not None)
                     and (not p.startswith("dead") or self.card.alive is not None)]
         failure: list[BaseException] = []

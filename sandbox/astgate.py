@@ -177,7 +177,11 @@ def _check_range(node: ast.Call) -> None:
     if len(consts) == len(node.args) and node.args:
         vals = consts + [1] * (3 - len(consts))
         start, stop, step = (0, vals[0], 1) if len(node.args) == 1 else (vals[0], vals[1], vals[2] if len(node.args) == 3 else 1)
-        if step == 0 or len(range(start, stop, step)) > MAX_RANGE:
+        try:
+            too_long = step == 0 or len(range(start, stop, step)) > MAX_RANGE
+        except OverflowError:
+            too_long = True
+        if too_long:
             raise _static(f"range(...) is bounded to {MAX_RANGE} iterations", node)
 
 

@@ -105,8 +105,26 @@ def _warm_up() -> None:
     """Run the whole pipeline once on VDN so the first real candidate does not pay for lazy imports."""
     from tfcaf.tasks.registry import get_card
 
-    run_pipeline("import torch\ndef QLLMNetwork(agents_q, global_state):\n    return agents_q.sum(dim=-1, keepdim=True)\n",
-                 get_card("matrix_climbing"), {"examples": 2}, None, lambda: None)
+    result = run_pipeline(_WARM_SOURCE, get_card("matrix_climbing"), {"examples": 2}, None, lambda: None)
+    if result["verdict"] != "accepted":
+        raise RuntimeError(f"warm-up candidate was not accepted: {result['reasons']}")
+
+
+_WARM_SOURCE = """
+import math
+import torch
+import torch.nn.functional as F
+def QLLMNetwork(agents_q, global_state):
+    n = agents_q.shape[1]
+    w = F.softmax(torch.stack([global_state[:, 0] * float(i) for i in range(n)], dim=1), dim=-1)  # [B, N]
+    w = torch.where(global_state[:, :1] > 0, w, torch.ones_like(w) / n) * torch.tensor([1.0] * n)
+    z = torch.zeros_like(agents_q)
+    z[:, 0] = torch.sigmoid(global_state[:, 0]) * 0.0
+    best = agents_q.max(dim=1, keepdim=True).values
+    lse = torch.logsumexp(agents_q, dim=1, keepdim=True) - math.log(n)
+    x = (w * agents_q + z).sum(dim=-1, keepdim=True).clamp(-1e6, 1e6)
+    return x + 0.1 * best + 0.1 * lse + torch.tanh(global_state.mean(dim=1, keepdim=True)) * 0.0
+"""
 
 
 def _classify(err: BaseException, stage: str) -> dict:
@@ -121,6 +139,12 @@ def _classify(err: BaseException, stage: str) -> dict:
     text = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
     if isinstance(err, MemoryError) or "alloc" in text.lower() and "memory" in text.lower() or "DefaultCPUAllocator" in text:
         return {"verdict": "rejected", "status": "memory", "stage": "worker", "reasons": [f"out of memory ({type(err).__name__}: {text[:120]})"]}
+    if isinstance(err, ImportError) or (isinstance(err, LookupError) and "encoding" in text):
+        # Candidates cannot import (the AST gate removes imports): a failed lazy import inside torch after the
+        # worker dropped root is the sandbox's fault, not the candidate's.
+        return {"verdict": "error", "status": "infrastructure", "stage": "worker",
+                "reasons": [f"a lazy import failed inside the sandbox ({type(err).__name__}: {text[:160]}); "
+                            "retry, or vet with VetOptions(drop_root=False)"]}
     if isinstance(err, RecursionError):
         return {"verdict": "rejected", "status": "runtime", "stage": "worker", "reasons": ["maximum recursion depth exceeded"]}
     return {"verdict": "rejected", "status": "runtime", "stage": stage,

@@ -112,3 +112,8 @@ def test_real_states_are_used() -> None:
 
     run_properties(spy, _card(), FAST, real_states=real)
     assert any(seen)
+
+
+def test_dtype_follows_the_inputs() -> None:
+    rej = _fails(lambda q, s: q.float().sum(-1, keepdim=True), status="contract")
+    assert "float64" in rej.reason or "dtype" in rej.reason

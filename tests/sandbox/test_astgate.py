@@ -36,6 +36,7 @@ def test_helpers_constants_and_docstring_allowed() -> None:
     (HEAD + "    while True:\n        pass\n" + RET, "static", "While"),
     (HEAD + "    for i in range(5000):\n        pass\n" + RET, "static", "bounded"),
     (HEAD + "    x = agents_q.item()\n" + RET, "static", "item"),
+    (HEAD + "    for i in range(" + "9" * 200 + "):\n        pass\n" + RET, "static", "bounded"),
     (HEAD + "    x = agents_q.tolist()\n" + RET, "static", "tolist"),
     (HEAD + "    agents_q.mul_(2)\n" + RET, "static", "in-place"),
     (HEAD + "    agents_q[0] = 1\n" + RET, "static", "in-place write"),
