@@ -153,3 +153,30 @@ def test_spec_mode_bad_json_is_a_rejected_candidate_and_repaired(tmp_path):
     summary = generate(*_config(tmp_path, mode="spec", k=1, rounds=1, critic=False), backend=llm, vet=vetter)
     assert summary["selected"] == "r0-c0-a1" and len(vetter.calls) == 1
     assert "not valid JSON" in llm.requests[1][0][-1]["content"]
+
+
+def test_fitness_without_a_trainer_hook_is_a_clear_error(tmp_path):
+    from tfcaf.errors import MissingDependencyError
+    from tfcaf.generator.session import FITNESS_HOOK
+
+    with pytest.raises(MissingDependencyError, match="fitness-steps"):
+        generate(*_config(tmp_path, fitness_steps=100), backend=ScriptedLLM([GOOD_CODE]), vet=RuleVetter())
+    assert FITNESS_HOOK.endswith(":short_training_fitness")
+
+
+def test_fitness_enters_the_selection(tmp_path):
+    from tfcaf.generator.loop import GenerateLoop
+    from tfcaf.tasks.registry import get_card
+
+    config, _ = _config(tmp_path, k=2, rounds=1, critic=False, fitness_steps=10)
+    run = RunDir.create(tmp_path, "matrix_climbing", "fit-run")
+    calls = []
+
+    def fitness(graph, card, steps, seed):
+        calls.append(steps)
+        return 0.9 if len(calls) == 2 else 0.1
+
+    result = GenerateLoop(config, get_card("matrix_climbing"), ScriptedLLM([GOOD_CODE]), RuleVetter(), run,
+                          fitness=fitness).run()
+    assert calls == [10, 10] and result.selected == "r0-c1-a0"
+    assert all("fitness" in c.score for c in result.candidates)
