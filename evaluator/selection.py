@@ -30,10 +30,13 @@ class SelectionWeights:
     fitness: float = 0.2
 
 
-def property_score(metrics: dict[str, Any]) -> float:
-    """Soft qualities in [0, 1]; 0.5 when none was measured (every accepted candidate passed the gates)."""
+def property_score(metrics: dict[str, Any], has_alive: bool = True) -> float:
+    """Soft qualities in [0, 1]; 0.5 when none was measured (every accepted candidate passed the gates).
+    Without an alive flag on the task (`has_alive=False`) dead-agent credit means nothing and is ignored."""
     parts = []
     for name, (direction, scale) in SOFT_QUALITIES.items():
+        if not has_alive and name.startswith("dead_"):
+            continue
         value = (metrics or {}).get(name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             v = min(1.0, max(0.0, float(value) / scale))
@@ -42,9 +45,9 @@ def property_score(metrics: dict[str, Any]) -> float:
 
 
 def combined_score(metrics: dict[str, Any], critic_mean: float | None, fitness: float | None,
-                   weights: SelectionWeights = SelectionWeights()) -> dict[str, float]:
+                   weights: SelectionWeights = SelectionWeights(), has_alive: bool = True) -> dict[str, float]:
     """{'properties', 'critic'?, 'fitness'?, 'total'}; critic_mean and fitness already in [0, 1]."""
-    parts = {"properties": property_score(metrics)}
+    parts = {"properties": property_score(metrics, has_alive)}
     if critic_mean is not None:
         parts["critic"] = min(1.0, max(0.0, critic_mean))
     if fitness is not None and math.isfinite(fitness):

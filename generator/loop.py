@@ -250,7 +250,8 @@ class GenerateLoop:
             cand.fitness = float(self.fitness(cand.verdict["graph"], self.card, self.config.fitness_steps,
                                               _seed(self.config.seed, "fitness", cand.cid)))
         critic_mean = (cand.critique or {}).get("mean")
-        cand.score = combined_score(cand.verdict.get("metrics") or {}, critic_mean, cand.fitness)
+        cand.score = combined_score(cand.verdict.get("metrics") or {}, critic_mean, cand.fitness,
+                                    has_alive=self.card.alive is not None)
         if self._recorded.get(cand.cid, {}).get("score") != cand.score:
             self.rundir.append({"type": "score", "cid": cand.cid, "score": cand.score, "fitness": cand.fitness})
 

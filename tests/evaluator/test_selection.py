@@ -29,3 +29,8 @@ def test_missing_components_renormalise():
     assert both["total"] == 0.5
     fit = combined_score({}, None, 2.0)
     assert fit["fitness"] == 1.0
+
+
+def test_dead_agent_credit_ignored_without_an_alive_flag():
+    assert property_score({"state_dependence": 0.0, "dead_agent_credit": 1.0}, has_alive=False) == 0.0
+    assert property_score({"dead_agent_credit": 1.0}, has_alive=False) == 0.5
