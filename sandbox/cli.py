@@ -65,6 +65,7 @@ def vet_command(
     graph_out: Optional[Path] = typer.Option(None, "--graph-out", help="When accepted, write the compiled graph (plain JSON) here."),
     timeout: float = typer.Option(30.0, "--timeout", help="Wall-clock limit for the sandbox worker, seconds."),
     examples: int = typer.Option(20, "--examples", help="Hypothesis examples (random batches) beyond the fixed edge cases."),
+    store: Optional[str] = typer.Option(None, "--store", help="Store with recorded real states (default: $TFCAF_STORE or ./.tfcaf)."),
 ) -> None:
     """Vet a credit function: text and AST gates, restricted execution in a sandbox process, property
     tests, export to an ATen graph. Exit 0 accepted, 1 rejected, 2 usage, 3 infrastructure."""
@@ -77,7 +78,7 @@ def vet_command(
     if timeout <= 0 or examples < 0:
         raise UsageError("--timeout must be > 0 and --examples >= 0")
     configure_torch()
-    verdict = vet(text, card, VetOptions(timeout_s=timeout, examples=examples))
+    verdict = vet(text, card, VetOptions(timeout_s=timeout, examples=examples, store=store))
     data = verdict.to_json()
     graph = data.pop("graph")
     if graph_out is not None and graph is not None:

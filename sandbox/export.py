@@ -76,9 +76,13 @@ def export_program(fn: Callable, n_agents: int, state_dim: int) -> Any:
 
     batch = Dim("batch", min=2, max=1 << 24)
     example = (torch.randn(7, n_agents), torch.rand(7, state_dim))
+    import warnings
+
     try:
-        ep = export(Candidate(), example, dynamic_shapes={"agents_q": {0: batch}, "global_state": {0: batch}}, strict=False)
-        return ep.run_decompositions()
+        with warnings.catch_warnings():  # torch's own deprecation chatter (e.g. LeafSpec) is not about the candidate
+            warnings.simplefilter("ignore", FutureWarning)
+            ep = export(Candidate(), example, dynamic_shapes={"agents_q": {0: batch}, "global_state": {0: batch}}, strict=False)
+            return ep.run_decompositions()
     except Rejection:
         raise
     except Exception as err:  # torch raises many types here; all mean "cannot be compiled"

@@ -59,6 +59,8 @@ class VetOptions:
     """Use states recorded from real rollouts (tfcaf.tasks.samples) when available."""
     max_real_states: int = 256
     """Rows of real states sent to the worker."""
+    store: str | None = None
+    """Store directory holding recorded states (`<store>/states/<task>.npz`); None: $TFCAF_STORE or ./.tfcaf."""
     drop_root: bool = True
     """When running as root, the worker switches to uid 'nobody' before candidate code runs."""
 
@@ -183,12 +185,13 @@ def _killpg(pid: int) -> None:
         pass
 
 
-def _load_real_states(task: str, limit: int) -> list | None:
+def _load_real_states(task: str, limit: int, store: str | None = None) -> list | None:
+    """Up to `limit` evenly spaced rows of the task's recorded rollout states, or None."""
     if importlib.util.find_spec("tfcaf.tasks.samples") is None:
         return None
     try:
         samples = importlib.import_module("tfcaf.tasks.samples")
-        states = samples.load_states(task)
+        states = samples.load_states(task, store)
     except Exception:  # noqa: BLE001 - real states are optional
         return None
     if states is None or len(states) == 0:
@@ -281,7 +284,7 @@ class Vetter:
         if not self.options.real_states:
             return None
         if task not in self._states:
-            self._states[task] = _load_real_states(task, self.options.max_real_states)
+            self._states[task] = _load_real_states(task, self.options.max_real_states, self.options.store)
         return self._states[task]
 
     def vet(self, text: str, card: TaskCard) -> Verdict:

@@ -202,6 +202,7 @@ def run_pipeline(source: str, card: Any, options: dict, states: Any, on_start: A
         return out
     metrics.update({k: round(v, 1) for k, v in timings.items()})
     metrics["graph_nodes"] = len(graph["nodes"])
+    metrics["real_states"] = 0 if real is None else int(real.shape[0])
     return {"verdict": "accepted", "status": "ok", "stage": "export", "reasons": ["passed every gate"],
             "metrics": metrics, "graph": graph}
 

@@ -131,3 +131,13 @@ def test_fuzz_vetting_random_responses_never_crash(vetter) -> None:
         assert v.verdict in ("accepted", "rejected") and v.status in STATUSES and v.reasons
 
     fuzz()
+
+
+def test_recorded_real_states_are_used(tmp_path) -> None:
+    import numpy as np
+
+    (tmp_path / "states").mkdir()
+    np.savez(tmp_path / "states" / "matrix_climbing.npz", states=np.ones((40, 1), dtype=np.float32))
+    with Vetter(VetOptions(store=str(tmp_path), max_real_states=16)) as v:
+        verdict = v.vet(VDN, get_card("matrix_climbing"))
+    assert verdict.accepted and verdict.metrics["real_states"] == 16
