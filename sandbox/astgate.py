@@ -22,7 +22,7 @@ ALLOWED_NODES = (
     ast.AnnAssign, ast.Expr, ast.If, ast.For, ast.Break, ast.Continue, ast.Pass, ast.Import,
     ast.ImportFrom, ast.alias, ast.Name, ast.Load, ast.Store, ast.Del, ast.Constant, ast.Attribute,
     ast.Call, ast.keyword, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Subscript,
-    ast.Slice, ast.Tuple, ast.List, ast.Dict, ast.ListComp, ast.comprehension, ast.Starred,
+    ast.Slice, ast.Tuple, ast.List, ast.Dict, ast.ListComp, ast.comprehension, ast.Starred, ast.Assert,
     ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.expr_context,
 )
 
@@ -256,12 +256,35 @@ def check_module(source: str) -> GateResult:
                 if isinstance(block, list) and any(isinstance(s, (ast.Import, ast.ImportFrom)) for s in block):
                     kept = [s for s in block if not isinstance(s, (ast.Import, ast.ImportFrom))]
                     setattr(node, field_name, kept or [ast.Pass()])
+    for stmt in body:
+        _strip_annotations(stmt)
     clean = ast.Module(body=body, type_ignores=[])
     ast.fix_missing_locations(clean)
     for name in bindings:
         if name in functions:
             raise _static(f"'{name}' is both imported and defined")
     return GateResult(clean, bindings, tuple(functions))
+
+
+def _strip_annotations(tree: ast.AST) -> None:
+    """Drop type annotations (`agents_q: torch.Tensor`, `-> torch.Tensor`): they would be evaluated at
+    definition time, and they change nothing about the function."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            node.returns = None
+            for a in node.args.args + node.args.posonlyargs + node.args.kwonlyargs:
+                a.annotation = None
+        for field_name in ("body", "orelse"):
+            block = getattr(node, field_name, None)
+            if isinstance(block, list):
+                new = []
+                for s in block:
+                    if isinstance(s, ast.AnnAssign):
+                        if s.value is None:
+                            continue
+                        s = ast.copy_location(ast.Assign(targets=[s.target], value=s.value), s)
+                    new.append(s)
+                setattr(node, field_name, new or [ast.Pass()])
 
 
 _HINTS = {

@@ -88,7 +88,7 @@ ALLOWED_OPS = frozenset("aten." + name for name in (
 """ATen overloads a graph may contain. Deliberately excludes randomness, in-place and out= variants,
 I/O, and anything that calls back into Python."""
 
-NO_OP_OPS = frozenset({"aten._assert_tensor_metadata.default", "aten._assert_scalar.default",
+NO_OP_OPS = frozenset({"aten._assert_tensor_metadata.default", "aten._assert_scalar.default", "aten._assert_async.msg", "aten._assert_async.default",
                        "aten.sym_constrain_range_for_size.default", "aten.sym_constrain_range.default"})
 """Assertions export may emit: accepted, skipped at run time."""
 

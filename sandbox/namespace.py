@@ -38,6 +38,7 @@ TORCH_FUNCTIONS = (
     "count_nonzero", "diag", "tril", "triu", "roll", "flip", "tile", "repeat_interleave", "sort", "topk",
     "heaviside", "softplus", "logaddexp", "xlogy", "sinc", "deg2rad", "rad2deg", "mean", "nansum",
     "is_tensor", "numel", "sgn", "float_power", "fmod", "remainder", "floor_divide", "cosine_similarity",
+    "finfo",
 )
 TORCH_VALUES = ("float32", "float64", "float16", "bfloat16", "float", "double", "half", "int64", "int32",
                 "long", "int", "bool", "uint8", "pi", "e", "inf", "nan")
@@ -50,7 +51,7 @@ MATH = ("pi", "e", "inf", "nan", "tau", "sqrt", "exp", "log", "log1p", "log2", "
 
 TENSOR_ATTRS = frozenset(set(TORCH_FUNCTIONS) - {"tensor", "as_tensor", "zeros", "ones", "full", "arange",
                                                   "linspace", "eye", "is_tensor", "stack", "cat", "concat",
-                                                  "concatenate", "hstack", "vstack", "einsum"}) | {
+                                                  "concatenate", "hstack", "vstack", "einsum", "finfo"}) | {
     "shape", "dtype", "device", "ndim", "T", "mT", "size", "dim", "view", "view_as", "reshape_as", "expand",
     "expand_as", "repeat", "contiguous", "clone", "detach", "to", "float", "double", "half", "long", "int",
     "bool", "type_as", "new_zeros", "new_ones", "new_full", "new_tensor", "is_floating_point",
@@ -130,6 +131,8 @@ def guarded_getattr(obj: Any, name: str, default: Any = None, *args: Any) -> Any
             return getattr(obj, name)
         raise BlockedAttribute(f"tensor attribute '.{name}' is not available in the sandbox", escape=False)
     if type(obj).__module__ == "torch.return_types" and name in ("values", "indices"):  # max/min/sort/topk results
+        return getattr(obj, name)
+    if isinstance(obj, torch.finfo) and name in ("eps", "tiny", "max", "min", "resolution", "bits", "smallest_normal"):
         return getattr(obj, name)
     if isinstance(obj, torch.Size) and name in ("numel",):
         return getattr(obj, name)

@@ -86,3 +86,14 @@ def test_fuzz_mutated_valid_source(data) -> None:
         check_module(src[:i] + junk + src[j:])
     except Rejection as rej:
         assert rej.reason
+
+
+def test_annotations_are_stripped_and_asserts_allowed() -> None:
+    import ast
+
+    gate = check_module("import torch\ndef QLLMNetwork(agents_q: torch.Tensor, global_state: torch.Tensor) -> torch.Tensor:\n"
+                        "    assert agents_q.dim() == 2\n    n: int = agents_q.shape[1]\n    k: float\n" + RET)
+    fn = next(n for n in gate.tree.body if isinstance(n, ast.FunctionDef))
+    assert fn.returns is None and all(a.annotation is None for a in fn.args.args)
+    assert not any(isinstance(n, ast.AnnAssign) for n in ast.walk(gate.tree))
+    assert any(isinstance(n, ast.Assert) for n in ast.walk(gate.tree))
