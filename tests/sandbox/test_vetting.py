@@ -141,3 +141,19 @@ def test_recorded_real_states_are_used(tmp_path) -> None:
     with Vetter(VetOptions(store=str(tmp_path), max_real_states=16)) as v:
         verdict = v.vet(VDN, get_card("matrix_climbing"))
     assert verdict.accepted and verdict.metrics["real_states"] == 16
+
+
+def test_same_candidate_same_verdict(vetter) -> None:
+    src = "def QLLMNetwork(agents_q, global_state):\n    return agents_q.sum(dim=-1, keepdim=True) - 3.0 * agents_q[:, 1:2]\n"
+    first, second = (vetter.vet(src, get_card("smac_3m")) for _ in range(2))
+    assert first.status == second.status == "property"
+    assert first.reasons == second.reasons and first.counterexample == second.counterexample
+
+
+def test_concurrent_vetting_from_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    bad = "def QLLMNetwork(agents_q, global_state):\n    return agents_q.sum(dim=-1)\n"
+    with Vetter(VetOptions(workers=2)) as v, ThreadPoolExecutor(3) as pool:
+        verdicts = list(pool.map(lambda text: v.vet(text, get_card("matrix_climbing")), [VDN, bad, VDN]))
+    assert [x.status for x in verdicts] == ["ok", "contract", "ok"]
