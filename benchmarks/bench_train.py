@@ -2,6 +2,8 @@
 
     python3 benchmarks/bench_train.py update      # one learner update (32 episodes x T x N) per mixer, eager vs torch.compile
     python3 benchmarks/bench_train.py throughput  # env-steps/s including learning: pymarl ratio and E in {8, 16, 64}
+    python3 benchmarks/bench_train.py efficiency --task matrix_climbing --seeds 5 --steps 10000 --out report/climbing
+                                                  # VDN vs QMIX vs the hand-written reference over seeds, then `tfcaf report`
 
 Options: --task smac_3m (repeatable), --repeats 7, --device cpu, --seconds 20 (per throughput setting), --compile.
 Timings on a shared machine are noisy: compare ratios taken side by side, not absolute numbers across runs.
@@ -124,9 +126,37 @@ def bench_throughput(task: str, seconds: float, device: str) -> None:
              learn_share=round(t_learn / wall, 3), wall_s=round(wall, 1), env_steps=steps)
 
 
+def bench_efficiency(task: str, seeds: int, steps: int | None, mixers: list[str], store: str, out: str) -> None:
+    from pathlib import Path
+
+    from tfcaf.trainer.report import report
+    from tfcaf.trainer.run import Run
+
+    card = get_card(task)
+    runs = []
+    for seed in range(seeds):
+        for mixer in mixers:
+            flags = {"seed": seed, "steps": steps, "tensorboard": False}
+            cfg, source = resolve_config(card.family, flags=flags)
+            run = Run.start(task, mixer, cfg, store=store, config_source=source)
+            summary = run.train()
+            runs.append(str(run.path))
+            emit(bench="efficiency_run", **{k: summary[k] for k in ("task", "mixer", "seed", "env_steps", "wall_s",
+                                                                    "env_steps_per_s", "test_return_mean", "test_win_rate")})
+    result = report(runs, Path(out))
+    for row in result["rows"]:
+        emit(bench="efficiency", **row)
+    emit(bench="efficiency_report", png=result["png"], table=result["table_md"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("update", "throughput", "all"))
+    parser.add_argument("what", choices=("update", "throughput", "efficiency", "all"))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=None, help="efficiency: env steps per run (default: the family's)")
+    parser.add_argument("--mixer", action="append", help="efficiency: mixers (default vdn, qmix, handwritten)")
+    parser.add_argument("--store", default=".tfcaf-bench", help="efficiency: store for the runs")
+    parser.add_argument("--out", default="report/efficiency", help="efficiency: report folder")
     parser.add_argument("--task", action="append")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -140,6 +170,10 @@ def main() -> None:
     if args.what in ("throughput", "all"):
         for task in args.task or [t for t in ("lbf_8x8-2p-3f", "smac_3m") if t in TASKS]:
             bench_throughput(task, args.seconds, args.device)
+    if args.what == "efficiency":
+        for task in args.task or ["matrix_climbing"]:
+            bench_efficiency(task, args.seeds, args.steps, args.mixer or ["vdn", "qmix", "handwritten"], args.store,
+                             f"{args.out}/{task}" if len(args.task or [1]) > 1 else args.out)
 
 
 if __name__ == "__main__":

@@ -142,6 +142,7 @@ def plot(curves: list[RunCurve], out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter
 
     groups = group(curves)
     tasks = sorted({t for t, _ in groups})
@@ -166,6 +167,7 @@ def plot(curves: list[RunCurve], out: Path) -> Path:
                                 color=colour, alpha=0.2, linewidth=0)
                 ax.set_ylabel(ylabel)
                 ax.set_xlabel("env steps")
+                ax.xaxis.set_major_formatter(EngFormatter(sep=""))
                 ax.set_title(task + ("  (SMAX)" if has_win[task] else ""))
                 ax.grid(alpha=0.3)
         axes[0][col].legend(fontsize=8, loc="best")

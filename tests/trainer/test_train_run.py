@@ -115,3 +115,23 @@ def test_cli_json_summary_and_usage_errors(tmp_path, capsys):
     assert main(["train", "--resume", "no-such-run", "--store", str(tmp_path)]) == 2
     assert main(["train", "--task", "matrix_climbing", "--show-config"]) == 0
     assert "epsilon_anneal_steps" in capsys.readouterr().out
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    cfg, _ = resolve_config("matrix", flags={**FAST, "steps": 2048})
+    run = Run.start("matrix_penalty", "vdn", cfg, store=tmp_path)
+
+    def kill(done, total, info):
+        if done >= 700:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run.train(kill)
+    assert json.loads((run.path / "status.json").read_text())["status"] == "running"
+    saved = torch.load(run.path / "checkpoint.pt", weights_only=True)
+    assert 256 <= saved["env_steps"] < 2048
+    resumed = Run.resume(str(run.path), store=tmp_path)
+    assert resumed.env_steps == saved["env_steps"]
+    summary = resumed.train()
+    assert summary["env_steps"] >= 2048
+    assert json.loads((run.path / "status.json").read_text())["status"] == "done"
