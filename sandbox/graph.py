@@ -155,8 +155,69 @@ def _decode_float(v: dict) -> float:
     return float(v["float"])
 
 
+_DEVICE = "\x00device"
+"""Environment key of the input's device (cannot clash with a node name: names are checked identifiers)."""
+
+
+def _refs(a: Any) -> list[str]:
+    if isinstance(a, list):
+        return [r for x in a for r in _refs(x)]
+    if isinstance(a, dict):
+        kind, v = next(iter(a.items()))
+        return [v] if kind == "ref" else [f"const:{v}"] if kind == "const" else []
+    return []
+
+
+def _compile_arg(a: Any) -> tuple[bool, Any]:
+    """(dynamic, value): a static Python value, or a getter env -> value. Resolved once at load time."""
+    import torch
+
+    if isinstance(a, list):
+        parts = [_compile_arg(x) for x in a]
+        if not any(d for d, _ in parts):
+            return False, [v for _, v in parts]
+        return True, lambda env, parts=parts: [g(env) if d else g for d, g in parts]
+    if isinstance(a, dict):
+        kind, v = next(iter(a.items()))
+        if kind == "ref":
+            return True, lambda env, v=v: env[v]
+        if kind == "const":
+            return True, lambda env, key=f"const:{v}": env[key]
+        if kind == "device":
+            return True, lambda env: env[_DEVICE]
+        if kind == "float":
+            return False, float(v)
+        if kind == "dtype":
+            return False, getattr(torch, v)
+        if kind == "layout":
+            return False, torch.strided
+        if kind == "memory_format":
+            return False, getattr(torch, v)
+    return False, a
+
+
+def _live(nodes: list[tuple[str, Any, Any, Any]], output: Any) -> list[tuple[str, Any, Any, Any]]:
+    """Nodes the output depends on, in order: assertions (no-ops here) and what only feeds them are dropped."""
+    needed = set(_refs(output))
+    keep = []
+    for node in reversed(nodes):
+        name, fn, args, kwargs = node
+        if name in needed:
+            keep.append(node)
+            needed.update(_refs(args))
+            needed.update(_refs(list(kwargs.values())))
+    return list(reversed(keep))
+
+
 def _make_module(data: dict, nodes: list[tuple[str, Any, Any, Any]], constants: dict, output: Any, device: str) -> "torch.nn.Module":
     import torch
+
+    program = []
+    for name, fn, args, kwargs in _live(nodes, output):
+        arg_specs = [_compile_arg(x) for x in args]
+        kw_specs = {k: _compile_arg(v) for k, v in kwargs.items()}
+        program.append((name, fn, arg_specs, kw_specs))
+    _, out_getter = _compile_arg(output)
 
     class CompiledCredit(torch.nn.Module):
         """A rebuilt credit function: forward(agents_q [B, N] or [B, T, N], global_state [B, S] or [B, T, S])."""
@@ -165,6 +226,7 @@ def _make_module(data: dict, nodes: list[tuple[str, Any, Any, Any]], constants: 
             super().__init__()
             self.n_agents = data.get("n_agents")
             self.state_dim = data.get("state_dim")
+            self.n_nodes = len(program)
             self._const_names = list(constants)
             for i, (name, tensor) in enumerate(constants.items()):
                 self.register_buffer(f"const_{i}", tensor.to(device), persistent=False)
@@ -177,37 +239,15 @@ def _make_module(data: dict, nodes: list[tuple[str, Any, Any, Any]], constants: 
             return self._run(agents_q, global_state)
 
         def _run(self, agents_q: torch.Tensor, global_state: torch.Tensor) -> torch.Tensor:
-            env: dict[str, Any] = {"agents_q": agents_q, "global_state": global_state}
-            consts = {name: getattr(self, f"const_{i}") for i, name in enumerate(self._const_names)}
-            dev = agents_q.device
-
-            def value(a: Any) -> Any:
-                if isinstance(a, list):
-                    return [value(x) for x in a]
-                if isinstance(a, dict):
-                    kind, v = next(iter(a.items()))
-                    if kind == "ref":
-                        return env[v]
-                    if kind == "const":
-                        return consts[v]
-                    if kind == "float":
-                        return float(v)
-                    if kind == "dtype":
-                        return getattr(torch, v)
-                    if kind == "device":
-                        return dev
-                    if kind == "layout":
-                        return torch.strided
-                    if kind == "memory_format":
-                        return getattr(torch, v)
-                return a
-
-            for name, fn, args, kwargs in nodes:
+            env: dict[str, Any] = {"agents_q": agents_q, "global_state": global_state, _DEVICE: agents_q.device}
+            for i, name in enumerate(self._const_names):
+                env[f"const:{name}"] = getattr(self, f"const_{i}")
+            for name, fn, arg_specs, kw_specs in program:
                 if fn is None:
                     env[name] = None
                     continue
-                env[name] = fn(*[value(a) for a in args], **{k: value(v) for k, v in kwargs.items()})
-            return value(output)
+                env[name] = fn(*[g(env) if d else g for d, g in arg_specs], **{k: g(env) if d else g for k, (d, g) in kw_specs.items()})
+            return out_getter(env)
 
     return CompiledCredit()
 

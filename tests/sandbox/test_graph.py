@@ -125,3 +125,13 @@ def test_graph_runs_on_cuda(weighted_graph: dict) -> None:
     g = load_graph(weighted_graph, device="cuda")
     q, s = torch.randn(3200, 3), torch.rand(3200, 5)
     torch.testing.assert_close(g(q.cuda(), s.cuda()).cpu(), _weighted(q, s), rtol=1e-4, atol=1e-4)
+
+
+def test_assertion_only_nodes_are_dropped_from_the_program() -> None:
+    g = _base()
+    g["nodes"] = [{"name": "neg", "op": "aten.lt.Scalar", "args": [{"ref": "agents_q"}, 0.0], "kwargs": {}},
+                  {"name": "anyneg", "op": "aten.any.default", "args": [{"ref": "neg"}], "kwargs": {}},
+                  {"name": "chk", "op": "aten._assert_async.msg", "args": [{"ref": "anyneg"}, "msg"], "kwargs": {}}] + g["nodes"]
+    module = load_graph(g)
+    assert module.n_nodes == 1
+    assert module(torch.ones(2, 3), torch.zeros(2, 1)).tolist() == [[3.0], [3.0]]
