@@ -90,7 +90,40 @@ def main() -> int:
             print(json.dumps(summary(name, task, xs, {"workers": args.workers, "examples": args.examples})), flush=True)
     everything = [x for xs in times.values() for x in xs]
     print(json.dumps(summary("all_candidates", task, everything, {"wrong_verdicts": wrong})), flush=True)
+    graph_speed(valid, card, task)
     return 1 if wrong else 0
+
+
+def graph_speed(valid: list[Path], card, task: str, batch: int = 3200, runs: int = 15) -> None:
+    """Forward + backward at B = batch: the rebuilt graph vs the eager function (our own trusted corpus,
+    loaded in-process), interleaved run by run so both see the same machine load."""
+    import torch
+
+    from tfcaf.sandbox.astgate import check_module
+    from tfcaf.sandbox.export import export_graph
+    from tfcaf.sandbox.graph import load_graph
+    from tfcaf.sandbox.namespace import load_candidate
+    from tfcaf.sandbox.textgate import extract_source
+
+    gen = torch.Generator().manual_seed(0)
+    low = torch.tensor(card.state_low).clamp(-1e3, 1e3)
+    high = torch.tensor(card.state_high).clamp(-1e3, 1e3)
+    s = low + torch.rand(batch, card.state_dim, generator=gen) * (high - low)
+    q = torch.randn(batch, card.n_agents, generator=gen).requires_grad_(True)
+    for path in valid:
+        fn = load_candidate(check_module(extract_source(path.read_text())))
+        graph_data = export_graph(fn, card.n_agents, card.state_dim)
+        graph = load_graph(graph_data)
+        eager_t, graph_t = [], []
+        for _ in range(runs):
+            for f, acc in ((fn, eager_t), (graph, graph_t)):
+                t = time.perf_counter()
+                f(q, s).sum().backward()
+                acc.append(time.perf_counter() - t)
+        e, g = statistics.median(eager_t) * 1e3, statistics.median(graph_t) * 1e3
+        print(json.dumps({"bench": "graph_vs_eager", "function": path.stem, "task": task, "batch": batch,
+                          "graph_nodes": len(graph_data["nodes"]), "live_nodes": graph.n_nodes,
+                          "eager_ms_p50": round(e, 3), "graph_ms_p50": round(g, 3), "ratio": round(g / e, 2)}), flush=True)
 
 
 if __name__ == "__main__":
