@@ -232,7 +232,10 @@ class SmaxEnv(BatchedEnv):
             raise UsageError("call reset() before step()")
         if tuple(actions.shape) != (self.n_envs, self.fns.n):
             raise ValueError(f"actions must be [E, N] = [{self.n_envs}, {self.fns.n}], got {list(actions.shape)}")
-        acts = jnp.asarray(actions.detach().to("cpu", copy=False).numpy().astype(np.int32))
+        host = actions.detach().to("cpu").numpy()
+        if (host < 0).any() or (host >= self.fns.a).any():
+            raise ValueError(f"actions must be in [0, {self.fns.a})")
+        acts = jnp.asarray(host.astype(np.int32))
         self._carry, packed = self.fns.step(self._carry, acts, jnp.float32(self._scale))
         return self._unpack(packed)
 

@@ -138,6 +138,17 @@ def test_bad_options_and_actions_are_refused(env3m):
     env3m.reset(seed=0)
     with pytest.raises(ValueError, match="actions must be"):
         env3m.step(torch.zeros(E, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"in \[0, 8\)"):
+        env3m.step(torch.full((E, 3), 8, dtype=torch.int64))
+
+
+@pytest.mark.cuda
+def test_smax_and_vmas_return_cuda_tensors():
+    for name in ("smac_3m", "vmas_simple_spread"):
+        env = make_env(name, n_envs=4, device="cuda")
+        out = env.reset(seed=0)
+        out = env.step(random_actions(out.avail_actions))
+        assert out.state.is_cuda and out.avail_actions.is_cuda and out.reward.is_cuda, name
 
 
 def test_card_obs_dim_and_actions_match_smax():
