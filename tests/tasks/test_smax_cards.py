@@ -71,3 +71,17 @@ def test_last_action_variant_widens_the_state():
 def test_smac_maps_smax_lacks_get_a_clear_error(missing):
     with pytest.raises(UsageError, match="Available SMAX maps: 3m, 8m"):
         get_task(missing)
+
+
+def test_missing_jax_says_how_to_install_while_cards_still_load(monkeypatch):
+    import importlib.util
+
+    from tfcaf.errors import MissingDependencyError
+    from tfcaf.tasks import registry
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(registry.importlib.util, "find_spec", lambda name, *a: None if name in ("jax", "jaxmarl") else real(name, *a))
+    assert not get_task("smac_3m").installed
+    assert get_card("smac_3m").state_dim == 72
+    with pytest.raises(MissingDependencyError, match="pip install 'jaxmarl"):
+        registry.make_env("smac_3m", n_envs=2)
