@@ -197,6 +197,7 @@ class SmaxEnv(BatchedEnv):
         self.n_envs, self.device, self.seed = n_envs, torch.device(device), seed
         self.fns = compiled(map_name, last_actions)
         self._scale = SMAC_REWARD_SCALE if smac_reward else 1.0
+        self._scale_dev: Any = None  # a JAX scalar, made once (not per step)
         self._carry: Any = None
         f = self.fns
         no, s, na = f.n * f.obs_dim, f.s, f.n * f.a
@@ -236,7 +237,9 @@ class SmaxEnv(BatchedEnv):
         if (host < 0).any() or (host >= self.fns.a).any():
             raise ValueError(f"actions must be in [0, {self.fns.a})")
         acts = jnp.asarray(host.astype(np.int32))
-        self._carry, packed = self.fns.step(self._carry, acts, jnp.float32(self._scale))
+        if self._scale_dev is None:
+            self._scale_dev = jnp.asarray(self._scale, dtype=jnp.float32)
+        self._carry, packed = self.fns.step(self._carry, acts, self._scale_dev)
         return self._unpack(packed)
 
     def raw_state(self) -> Any:
