@@ -34,7 +34,7 @@ def describe(card: TaskCard, features: bool = True) -> str:
         f"Agents: N = {card.n_agents}. Global state: S = {card.state_dim} features per time step. "
         f"Each agent has {card.n_actions} discrete actions; episodes last at most {card.episode_limit} steps.",
         "Actions: " + "; ".join(f"{i}: {m}" for i, m in enumerate(card.action_meanings)) + ".",
-        f"Reward: {card.reward} Per-step team reward range: [{_num(card.reward_range[0])}, {_num(card.reward_range[1])}].",
+        f"Reward: {card.reward.rstrip('.')}. Per-step team reward range: [{_num(card.reward_range[0])}, {_num(card.reward_range[1])}].",
         "",
         "The credit function receives agents_q [B, N] (agent i's Q value in column i) and global_state [B, S] with this layout "
         "(columns start:stop, stop exclusive):",
