@@ -122,6 +122,8 @@ def parse_critique(text: str) -> Critique:
             raise CritiqueError(f"score '{name}' = {value} outside 1..10")
         scores[name] = int(value)
     advice = "".join(ch for ch in data["advice"] if ch.isprintable()).strip()[:ADVICE_MAX]
+    if len(re.findall(r"[A-Za-z]{2,}", advice)) < 2:
+        raise CritiqueError("the advice is not a sentence")
     return Critique(scores, advice)
 
 

@@ -58,14 +58,25 @@ def combined_score(metrics: dict[str, Any], critic_mean: float | None, fitness: 
     return {k: round(v, 6) for k, v in parts.items()}
 
 
-def select(candidates: Sequence[dict[str, Any]]) -> str | None:
-    """The id of the best accepted candidate: each item has 'cid', 'accepted', 'score' {'total'}, in
-    generation order; None when none was accepted."""
+def select(candidates: Sequence[dict[str, Any]], weights: SelectionWeights = SelectionWeights()) -> str | None:
+    """The id of the best accepted candidate: each item has 'cid', 'accepted' and 'score' (the parts from
+    `combined_score`), in generation order; None when none was accepted.
+
+    Candidates are compared on the components that EVERY accepted candidate has (a candidate whose
+    critique was skipped or malformed is not ranked against another one's critic score), re-weighted.
+    """
+    accepted = [c for c in candidates if c.get("accepted")]
+    if not accepted:
+        return None
+    parts = [p for p in ("properties", "critic", "fitness") if all(p in (c.get("score") or {}) for c in accepted)]
     best, best_total = None, -math.inf
-    for item in candidates:
-        if not item.get("accepted"):
-            continue
-        total = float((item.get("score") or {}).get("total", 0.0))
-        if total > best_total:
+    for item in accepted:
+        score = item.get("score") or {}
+        if parts:
+            norm = sum(getattr(weights, p) for p in parts) or 1.0
+            total = sum(float(score[p]) * getattr(weights, p) for p in parts) / norm
+        else:
+            total = float(score.get("total", 0.0))
+        if total > best_total + 1e-12:
             best, best_total = item["cid"], total
     return best

@@ -91,7 +91,7 @@ def test_only_numeric_vetter_metrics_are_shown():
 
 
 def test_advice_is_clipped_and_printable():
-    c = parse_critique(json.dumps({"scores": {k: 5 for k in CRITERIA}, "advice": "a\x1b[31m" + "b" * 500}))
+    c = parse_critique(json.dumps({"scores": {k: 5 for k in CRITERIA}, "advice": "use the \x1b[31m state " + "b" * 500}))
     assert "\x1b" not in c.advice and len(c.advice) <= 150
 
 
@@ -102,3 +102,8 @@ def test_spec_mode_shows_the_clamped_spec_not_the_source():
     prompt = ask.requests[0][0][1]["content"]
     assert '{"weights": {"health": 1.5}, "temperature": 0.5, "vdn_blend": 0.2, "mask_dead": true}' in prompt
     assert "softmax(global_state" not in prompt and "- nearest_enemy_distance:" in prompt
+
+
+def test_degenerate_advice_is_malformed():
+    with pytest.raises(CritiqueError, match="sentence"):
+        parse_critique(json.dumps({"scores": {c: 1 for c in CRITERIA}, "advice": "1.1.1.1.1"}))

@@ -34,3 +34,11 @@ def test_missing_components_renormalise():
 def test_dead_agent_credit_ignored_without_an_alive_flag():
     assert property_score({"state_dependence": 0.0, "dead_agent_credit": 1.0}, has_alive=False) == 0.0
     assert property_score({"dead_agent_credit": 1.0}, has_alive=False) == 0.5
+
+
+def test_a_missing_critique_is_not_compared_against_critic_scores():
+    items = [{"cid": "a", "accepted": True, "score": {"properties": 0.8, "critic": 0.0, "total": 0.4}},
+             {"cid": "b", "accepted": True, "score": {"properties": 0.8, "total": 0.8}},
+             {"cid": "c", "accepted": True, "score": {"properties": 0.9, "critic": 1.0, "total": 0.95}}]
+    assert select(items) == "c"  # compared on properties only: c has the best
+    assert select(items[:2]) == "a"  # equal properties: the earlier one
