@@ -108,7 +108,7 @@ def print_review(rundir: RunDir, diff: tuple[str, str] | None = None, store: Pat
         label, base = baseline(rundir.task, store)
         text = unified(base, _source(rundir, b), label, b)
     con.print(f"[bold]diff {label} -> {b}[/]", highlight=False)
-    con.print(Syntax(text or "(identical)\n", "diff", theme="ansi_dark", background_color="default"))
+    con.print(Syntax(text or "(identical)\n", "diff", theme="ansi_dark", background_color="default", word_wrap=True))
 
 
 def sample_states(card: Any, n: int = 4, seed: int = 0) -> "Any":
@@ -176,7 +176,7 @@ def render_html(rundir: RunDir, store: Path | None = None) -> str:
     if chosen is not None:
         label, base = baseline(rundir.task, store)
         src = _source(rundir, chosen)
-        table = difflib.HtmlDiff(wrapcolumn=90).make_table(base.splitlines(), src.splitlines(), e(label), e(chosen))
+        table = difflib.HtmlDiff(wrapcolumn=72).make_table(base.splitlines(), src.splitlines(), e(label), e(chosen))
         parts.append(f"<h2>Selected: <span id='selected'>{e(chosen)}</span> vs {e(label)}</h2>{table}")
         verdict = rundir.verdict(chosen) or {}
         parts.append("<h3>Property results</h3><table id='properties'><tr><th>metric</th><th>value</th></tr>")
