@@ -58,25 +58,20 @@ def fitness_hook(steps: int) -> FitnessFn | None:
     return fn
 
 
-def _prepare(config: GenerateConfig | None, sources: dict[str, str] | None, resume: str | None,
-             store: Path) -> tuple[GenerateConfig, RunDir]:
-    from tfcaf.tasks.registry import get_card
+def _open_resumed(store: Path, resume: str) -> tuple[GenerateConfig, RunDir]:
+    rundir = RunDir.open(store, resume)
+    stored = rundir.read_json("config.json")
+    return GenerateConfig(**stored["config"]).check(), rundir
 
-    if resume:
-        rundir = RunDir.open(store, resume)
-        stored = rundir.read_json("config.json")
-        config = GenerateConfig(**stored["config"]).check()
-        rundir.append({"type": "run_resumed"})
-        return config, rundir
-    assert config is not None
-    card = get_card(config.task)
+
+def _create_run(config: GenerateConfig, sources: dict[str, str] | None, store: Path, card: Any) -> RunDir:
     rundir = RunDir.create(store, card.name, new_run_id())
     rundir.write_json("config.json", {"config": config.to_json(), "sources": sources or {},
                                       "mode": config.resolved_mode, "max_tokens": config.resolved_max_tokens})
     rundir.write_json("card.json", dataclasses.asdict(card))
     rundir.write_json("versions.json", versions())
     rundir.append({"type": "run_started", "task": card.name, "backend": config.backend, "mode": config.resolved_mode})
-    return config, rundir
+    return rundir
 
 
 def generate(config: GenerateConfig | None, sources: dict[str, str] | None = None, *, resume: str | None = None,
@@ -92,18 +87,23 @@ def generate(config: GenerateConfig | None, sources: dict[str, str] | None = Non
     if config is None and not resume:
         raise UsageError("generate needs a config or --resume RUN.")
     store_path = store_dir(config.store if config else store)
-    config, rundir = _prepare(config, sources, resume, store_path)
+    rundir: RunDir | None = None
+    if resume:
+        config, rundir = _open_resumed(store_path, resume)
+    assert config is not None
     card = get_card(config.task)
     configure_torch(config.threads)
     fitness = fitness_hook(config.fitness_steps)
-    if on_start is not None:
-        on_start(config, rundir)
     own_backend = backend is None
     try:
-        if backend is None:
-            if progress:
-                progress("status", text=f"loading the {config.backend} backend")
+        if backend is None:  # a bad model or endpoint setting fails here, before a run directory exists
             backend = make_backend(backend_settings(config))
+        if rundir is None:
+            rundir = _create_run(config, sources, store_path, card)
+        else:
+            rundir.append({"type": "run_resumed"})
+        if on_start is not None:
+            on_start(config, rundir)
         with contextlib.ExitStack() as stack:
             if vet is None:
                 vet = stack.enter_context(default_vetter(config.threads))

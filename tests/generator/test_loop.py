@@ -180,3 +180,12 @@ def test_fitness_enters_the_selection(tmp_path):
                           fitness=fitness).run()
     assert calls == [10, 10] and result.selected == "r0-c1-a0"
     assert all("fitness" in c.score for c in result.candidates)
+
+
+def test_bad_backend_settings_fail_before_a_run_directory_exists(tmp_path):
+    from tfcaf.errors import UsageError
+
+    config, sources = resolve({"task": "matrix_climbing", "backend": "openai", "store": str(tmp_path)}, env={})
+    with pytest.raises(UsageError, match="API key|--model"):
+        generate(config, sources)
+    assert not (tmp_path / "runs").exists()
