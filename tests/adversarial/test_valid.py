@@ -54,7 +54,7 @@ def test_valid_corpus_headers() -> None:
 
 
 @pytest.mark.parametrize("name,task", PAIRS, ids=[f"{n.split('.')[0]}-{t}" for n, t in PAIRS])
-def test_valid_function_is_accepted_and_graph_matches(name, task, vetter) -> None:
+def test_valid_function_is_accepted_and_graph_matches(name, task, valid_vetter) -> None:
     import torch
 
     from tfcaf.sandbox.graph import graph_digest, load_graph
@@ -63,7 +63,7 @@ def test_valid_function_is_accepted_and_graph_matches(name, task, vetter) -> Non
 
     card = get_card(task)
     text = (HERE / "valid" / name).read_text(encoding="utf-8")
-    verdict = vetter.vet(text, card)
+    verdict = valid_vetter.vet(text, card)
     assert verdict.accepted, verdict.summary()
     assert verdict.status == "ok" and verdict.graph is not None
     assert verdict.metrics["graph_sha256"] == graph_digest(verdict.graph)
