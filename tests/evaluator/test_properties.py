@@ -117,3 +117,10 @@ def test_real_states_are_used() -> None:
 def test_dtype_follows_the_inputs() -> None:
     rej = _fails(lambda q, s: q.float().sum(-1, keepdim=True), status="contract")
     assert "float64" in rej.reason or "dtype" in rej.reason
+
+
+def test_sparse_masks_are_not_mistaken_for_ignoring_q() -> None:
+    # Credit only where a state feature is high: zero gradient in many rows, but not everywhere.
+    sparse = lambda q, s: (torch.relu(s[:, 3:4] - 0.8) * q).sum(-1, keepdim=True)  # noqa: E731
+    m = run_properties(sparse, _card(), PropertyOptions(examples=20))
+    assert m["mono_min_grad"] == 0.0
