@@ -36,3 +36,9 @@ def test_cli_help_runs():
     out = subprocess.run([sys.executable, "-m", "tfcaf.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "version" in out.stdout
+
+
+def test_test_module_basenames_are_unique():
+    """pytest imports test modules by basename (rootdir-relative, no __init__.py): duplicates break collection."""
+    names = [p.name for p in (ROOT / "tests").rglob("*.py") if p.name != "conftest.py"]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
