@@ -39,6 +39,10 @@ class Task:
 
 TASKS: dict[str, Task] = {}
 
+TASK_RESOLVERS: list = []
+"""Callables name -> Task | None that family modules add: tasks derived from a registered one by name
+(e.g. 'smac_3m+last_actions'); consulted when the name is not registered."""
+
 UNKNOWN_NAME_HINTS: list = []
 """Callables name -> str | None that family modules add: a better message for an unknown name of theirs."""
 
@@ -64,6 +68,10 @@ def _register_families() -> None:
 def get_task(name: str) -> Task:
     """The registered task, or a UsageError listing the known names."""
     if name not in TASKS:
+        for resolve in TASK_RESOLVERS:
+            derived = resolve(name)
+            if derived is not None:
+                return derived
         hints = [m for m in (hint(name) for hint in UNKNOWN_NAME_HINTS) if m]
         first = hints[0] if hints else f"unknown task '{name}'."
         raise UsageError(f"{first} Known tasks: {', '.join(sorted(TASKS))} (see `tfcaf tasks`).")

@@ -257,7 +257,8 @@ class SmaxEnv(BatchedEnv):
 
 
 def make_smax_env(card: TaskCard, n_envs: int = 1, device: str = "cpu", seed: int = 0, **options: Any) -> SmaxEnv:
-    """Registry factory; options: last_actions (bool), smac_reward (bool)."""
+    """Registry factory; options: last_actions (bool), smac_reward (bool), or the same as name suffixes
+    ('smac_3m+last_actions+smac_reward'); env.card always describes what the env returns."""
     unknown = set(options) - {"last_actions", "smac_reward"}
     if unknown:
         raise UsageError(f"smac tasks take the options last_actions and smac_reward, not {sorted(unknown)}")
@@ -266,9 +267,24 @@ def make_smax_env(card: TaskCard, n_envs: int = 1, device: str = "cpu", seed: in
                    last_actions=bool(options.get("last_actions", la)), smac_reward=bool(options.get("smac_reward", sr)))
 
 
-def _register_hint() -> None:
-    from tfcaf.tasks.registry import UNKNOWN_NAME_HINTS
+def resolve_variant(name: str) -> Task | None:
+    """'smac_<map>+last_actions', '+smac_reward' (or both): the variant task of a registered map, else None."""
+    if not name.startswith("smac_") or "+" not in name:
+        return None
+    map_name, last, smac = parse_task_name(name)
+    flags = name.split("+")[1:]
+    if map_name not in SMAX_MAPS or not flags or any(f not in ("last_actions", "smac_reward") for f in flags):
+        return None
+    card = smax_card(map_name, last_actions=last, smac_reward=smac)
+    if card.name != name:  # canonical flag order only, so one variant has one name
+        return None
+    return Task(card, "tfcaf.tasks.smax:make_smax_env", requires=("jax", "jaxmarl"), install=INSTALL)
 
+
+def _register_hint() -> None:
+    from tfcaf.tasks.registry import TASK_RESOLVERS, UNKNOWN_NAME_HINTS
+
+    TASK_RESOLVERS.append(resolve_variant)
     UNKNOWN_NAME_HINTS.append(unknown_map_message)
 
 

@@ -85,3 +85,13 @@ def test_missing_jax_says_how_to_install_while_cards_still_load(monkeypatch):
     assert get_card("smac_3m").state_dim == 72
     with pytest.raises(MissingDependencyError, match="pip install 'jaxmarl"):
         registry.make_env("smac_3m", n_envs=2)
+
+
+def test_variant_names_resolve_to_variant_cards():
+    card = get_card("smac_3m+last_actions+smac_reward")
+    assert card.state_dim == 96 and card.reward_range == (0.0, 20.0)
+    assert get_task("smac_2s3z+last_actions").card.slice("ally_last_action").width == 5 * 10
+    assert "smac_3m+last_actions" not in TASKS, "variants are derived, not listed"
+    for bad in ("smac_3m+bogus", "smac_MMM+last_actions", "smac_3m+smac_reward+last_actions"):
+        with pytest.raises(UsageError):
+            get_task(bad)
