@@ -91,6 +91,34 @@ def export_program(fn: Callable, n_agents: int, state_dim: int) -> Any:
                       "avoid data-dependent Python branches, .item() and loops over the batch") from None
 
 
+def check_rows_independent(ep: Any) -> None:
+    """Structural batch independence: every tensor computed from the inputs must keep the symbolic batch
+    dimension. A reduction over the batch (e.g. `ones(B).sum()`, `q.mean()`) would let a row's Q_tot depend
+    on the batch size or on other rows: at B = 3200 in training but not in the small batches tested."""
+    import torch
+    from torch.export.graph_signature import InputKind
+
+    users = [s.arg.name for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
+    nodes = {n.name: n for n in ep.graph.nodes}
+    first = nodes[users[0]].meta.get("val")
+    batch = first.shape[0] if isinstance(first, torch.Tensor) else None
+    if not isinstance(batch, torch.SymInt):
+        return
+    symbol = batch.node.expr
+    dependent = set(users)
+    for node in ep.graph.nodes:
+        if node.op != "call_function" or not any(a.name in dependent for a in node.all_input_nodes):
+            continue
+        dependent.add(node.name)
+        val = node.meta.get("val")
+        if isinstance(val, torch.Tensor) and not any(
+                isinstance(d, torch.SymInt) and symbol in d.node.expr.free_symbols for d in val.shape):
+            raise Rejection("property", "export", f"property 'batch_independence' failed (graph structure): "
+                            f"'{op_name(node.target)}' turns a batch-dependent tensor into shape {list(val.shape)} "
+                            "without the batch dimension; each row's Q_tot must depend only on that row, never on "
+                            "the batch size or other rows")
+
+
 def serialize(ep: Any, n_agents: int, state_dim: int) -> dict:
     """ExportedProgram -> plain JSON data (see graph.py for the format); rejects ops off the allow-list."""
     from torch.export.graph_signature import InputKind
@@ -156,4 +184,5 @@ def serialize(ep: Any, n_agents: int, state_dim: int) -> dict:
 def export_graph(fn: Callable, n_agents: int, state_dim: int) -> dict:
     """Export and serialize; raises Rejection('export') with a readable reason."""
     ep = export_program(fn, n_agents, state_dim)
+    check_rows_independent(ep)
     return serialize(ep, n_agents, state_dim)

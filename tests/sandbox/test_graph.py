@@ -135,3 +135,24 @@ def test_assertion_only_nodes_are_dropped_from_the_program() -> None:
     module = load_graph(g)
     assert module.n_nodes == 1
     assert module(torch.ones(2, 3), torch.zeros(2, 1)).tolist() == [[3.0], [3.0]]
+
+
+@pytest.mark.parametrize("fn", [
+    lambda q, s: q.sum(-1, keepdim=True) * (q.new_ones(q.shape[0], 1).sum(0, keepdim=True) > 1000).float(),
+    lambda q, s: q.sum(-1, keepdim=True) - q.mean(),
+    lambda q, s: q.sum(-1, keepdim=True) / q.reshape(-1).abs().max(),
+])
+def test_batch_coupling_is_found_in_the_graph_structure(fn) -> None:
+    with pytest.raises(Rejection) as info:
+        export_graph(fn, 3, 5)
+    assert info.value.status == "property" and "batch_independence" in info.value.reason
+
+
+def test_batch_dimension_moving_is_fine() -> None:
+    def stacked(q, s):
+        cols = torch.stack([q[:, i] * torch.sigmoid(s[:, i]) for i in range(3)], dim=0)  # [N, B]
+        return cols.sum(dim=0).unsqueeze(-1) + q.reshape(-1).reshape(q.shape[0], 3)[:, :1] * 0.0
+
+    g = load_graph(export_graph(stacked, 3, 5))
+    q, s = torch.randn(9, 3), torch.rand(9, 5)
+    torch.testing.assert_close(g(q, s), stacked(q, s))
