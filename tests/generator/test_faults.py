@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import BROKEN, WEIGHTED  # noqa: E402
 from fake_server import FakeServer, closed_port, completion_body  # noqa: E402
-from fakes import GOOD_CODE  # noqa: E402
+from fakes import BROKEN, GOOD_CODE, WEIGHTED  # noqa: E402
 
 from tfcaf.errors import InfrastructureError  # noqa: E402
 from tfcaf.generator.config import resolve  # noqa: E402
