@@ -163,8 +163,10 @@ def plot(curves: list[RunCurve], out: Path) -> Path:
             for r, (key, ylabel) in enumerate(rows):
                 ax = axes[r][col]
                 ax.plot(agg["steps"], agg[f"{key}_mean"], color=colour, label=label)
-                ax.fill_between(agg["steps"], agg[f"{key}_mean"] - agg[f"{key}_ci"], agg[f"{key}_mean"] + agg[f"{key}_ci"],
-                                color=colour, alpha=0.2, linewidth=0)
+                low, high = agg[f"{key}_mean"] - agg[f"{key}_ci"], agg[f"{key}_mean"] + agg[f"{key}_ci"]
+                if key == "win":  # a t-interval over few seeds overshoots: a win rate lives in [0, 1]
+                    low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
+                ax.fill_between(agg["steps"], low, high, color=colour, alpha=0.2, linewidth=0)
                 ax.set_ylabel(ylabel)
                 ax.set_xlabel("env steps")
                 ax.xaxis.set_major_formatter(EngFormatter(sep=""))
