@@ -34,7 +34,7 @@ from tfcaf.trainer.buffer import ReplayBuffer
 from tfcaf.trainer.collector import Collector, epsilon_at
 from tfcaf.trainer.config import TrainConfig
 from tfcaf.trainer.learner import DivergedError, Learner
-from tfcaf.trainer.mixers import build_mixer, verify_hashes
+from tfcaf.trainer.mixers import BuiltMixer, build_mixer, verify_hashes
 
 Progress = Callable[[int, int, dict[str, Any]], None]
 
@@ -61,11 +61,13 @@ class Run:
     """A training run bound to its directory. Build with `Run.start(...)` or `Run.resume(...)`."""
 
     def __init__(self, path: Path, task: str, mixer_name: str, cfg: TrainConfig, device: str, store: Path,
-                 recorded_hashes: dict[str, Any] | None = None) -> None:
+                 recorded_hashes: dict[str, Any] | None = None, mixer: BuiltMixer | None = None) -> None:
         configure_torch(cfg.threads, device)
         self.path, self.task, self.cfg, self.device, self.store = path, task, cfg, device, store
         self.card = get_card(task)
-        self.mixer = build_mixer(mixer_name, self.card, cfg, device, store)
+        # `mixer` is for in-process callers that already hold a trusted module (the generate loop's
+        # short-training fitness on a rebuilt graph); the CLI always resolves a name.
+        self.mixer = mixer if mixer is not None else build_mixer(mixer_name, self.card, cfg, device, store)
         if recorded_hashes is not None:
             verify_hashes(recorded_hashes, self.mixer)
         torch.manual_seed(cfg.seed)
@@ -83,11 +85,11 @@ class Run:
     # -- construction ------------------------------------------------------------------------------
     @classmethod
     def start(cls, task: str, mixer_name: str, cfg: TrainConfig, *, device: str = "cpu", store: str | Path | None = None,
-              config_source: dict[str, str] | None = None) -> "Run":
+              config_source: dict[str, str] | None = None, mixer: BuiltMixer | None = None) -> "Run":
         root = store_dir(store)
         get_card(task)  # unknown task -> UsageError before any directory is made
         path = root / "train" / task / new_run_id()
-        run = cls(path, task, mixer_name, cfg, device, root)
+        run = cls(path, task, mixer_name, cfg, device, root, mixer=mixer)
         path.mkdir(parents=True)
         write_json_atomic(path / "config.json", {"config": cfg.to_dict(), "source": config_source or {}})
         write_json_atomic(path / "provenance.json", {

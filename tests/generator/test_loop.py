@@ -155,12 +155,12 @@ def test_spec_mode_bad_json_is_a_rejected_candidate_and_repaired(tmp_path):
     assert "not valid JSON" in llm.requests[1][0][-1]["content"]
 
 
-def test_fitness_without_a_trainer_hook_is_a_clear_error(tmp_path):
-    from tfcaf.errors import MissingDependencyError
-    from tfcaf.generator.session import FITNESS_HOOK
+def test_fitness_hook_resolves_to_the_trainer():
+    from tfcaf.generator.session import FITNESS_HOOK, fitness_hook
+    from tfcaf.trainer.fitness import short_training_fitness
 
-    with pytest.raises(MissingDependencyError, match="fitness-steps"):
-        generate(*_config(tmp_path, fitness_steps=100), backend=ScriptedLLM([GOOD_CODE]), vet=RuleVetter())
+    assert fitness_hook(0) is None
+    assert fitness_hook(100) is short_training_fitness
     assert FITNESS_HOOK.endswith(":short_training_fitness")
 
 
