@@ -34,7 +34,8 @@ def tasks(name: Optional[str] = typer.Argument(None, help="Show this task's full
 
         table = Table(title="tfcaf tasks (smac_* run on JaxMARL's SMAX: SMAC-like, not StarCraft II)")
         for col in ("name", "family", "backend", "N", "S", "A", "limit", "installed"):
-            table.add_column(col, justify="right" if col in ("N", "S", "A", "limit") else "left")
+            table.add_column(col, justify="right" if col in ("N", "S", "A", "limit") else "left",
+                             no_wrap=col == "name")
         for r in rows:
             table.add_row(r["name"], r["family"], r["backend"], str(r["n_agents"]), str(r["state_dim"]), str(r["n_actions"]),
                           str(r["episode_limit"]), "yes" if r["installed"] else f"no: {r['install']}")
