@@ -18,17 +18,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "adversarial"
+sys.path.insert(0, str(CORPUS))
+from adversarial_corpus import header  # noqa: E402  (the corpus's own `# key: value` reader)
+
 SLOW_STATUSES = {"timeout", "memory"}
-
-
-def header(path: Path) -> dict[str, str]:
-    meta: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("# ") or ":" not in line:
-            break
-        key, _, value = line[2:].partition(":")
-        meta[key.strip()] = value.strip()
-    return meta
 
 
 def pct(xs: list[float], q: float) -> float:
