@@ -27,17 +27,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tfcaf.errors import UsageError
+from tfcaf.store import write_atomic
 from tfcaf.generator.backends import Completion, Message
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def request_key(backend: str, model: str, messages: list[Message], sampling: dict[str, Any]) -> str:
@@ -64,7 +55,7 @@ class ResponseCache:
             return None
 
     def put(self, key: str, completion: Completion) -> None:
-        _atomic_write(self._path(key), json.dumps(completion.to_json()))
+        write_atomic(self._path(key), json.dumps(completion.to_json()))
 
 
 class RunDir:
@@ -122,10 +113,10 @@ class RunDir:
             os.fsync(fh.fileno())
 
     def write_json(self, name: str, data: Any) -> None:
-        _atomic_write(self.path / name, json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+        write_atomic(self.path / name, json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
 
     def write_text(self, name: str, text: str) -> None:
-        _atomic_write(self.path / name, text)
+        write_atomic(self.path / name, text)
 
     def save_prompt(self, messages: list[Message]) -> str:
         """Store a rendered prompt once, by content hash; returns its id."""
@@ -133,7 +124,7 @@ class RunDir:
         pid = hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
         path = self.path / "prompts" / f"{pid}.json"
         if not path.exists():
-            _atomic_write(path, blob)
+            write_atomic(path, blob)
         return pid
 
     def candidate_dir(self, cid: str) -> Path:

@@ -27,7 +27,7 @@ import torch
 from tfcaf.errors import UsageError
 from tfcaf.provenance import versions
 from tfcaf.runtime import configure_torch
-from tfcaf.store import new_run_id, store_dir
+from tfcaf.store import new_run_id, store_dir, write_atomic
 from tfcaf.tasks.registry import get_card, make_env
 from tfcaf.trainer.agent import RNNAgent, input_dim
 from tfcaf.trainer.buffer import ReplayBuffer
@@ -40,9 +40,7 @@ Progress = Callable[[int, int, dict[str, Any]], None]
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def find_run(run: str, store: Path) -> Path:
