@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import typer
 
+from tfcaf.display import inert
 from tfcaf.errors import UsageError
 from tfcaf.generator.config import field_docs
 
@@ -35,30 +36,34 @@ def _show_config(config: Any, sources: dict[str, str], as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from tfcaf.display import inert_text
+
     table = Table(title="tfcaf generate: settings and where they came from")
     for col in ("setting", "value", "source", "help"):
         table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(r["setting"], str(r["value"]), r["source"], r["help"])
+    for r in rows:  # values may come from a tfcaf.toml in the working directory: inert
+        table.add_row(*(inert_text(c) for c in (r["setting"], r["value"], r["source"], r["help"])))
     Console().print(table)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
     from rich.console import Console
 
-    con = Console()
-    con.print(f"run [bold]{summary['run_id']}[/] ({summary['task']}, {summary['backend']}:{summary['model']}, mode {summary['mode']})")
+    from tfcaf.display import inert_markup as m
+
+    con = Console(highlight=False)
+    con.print(f"run [bold]{m(summary['run_id'])}[/] ({m(summary['task'])}, {m(summary['backend'])}:{m(summary['model'])}, mode {m(summary['mode'])})")
     con.print(f"candidates {summary['candidates']}, accepted [bold]{summary['accepted']}[/], "
               f"LLM calls {summary['llm_calls']} (+{summary['cached_calls']} cached), tokens {summary['tokens']['total']}, "
-              f"{summary['wall_s']:.1f} s ({summary['stopped']})")
+              f"{summary['wall_s']:.1f} s ({m(summary['stopped'])})")
     if summary["selected"]:
-        con.print(f"selected [bold green]{summary['selected']}[/] score {summary['selected_score']['total']:.3f}")
-        con.print(f"review:  tfcaf review {summary['run_id']}")
-        con.print(f"approve: tfcaf approve {summary['run_id']}:{summary['selected']} --name NAME")
+        con.print(f"selected [bold green]{m(summary['selected'])}[/] score {summary['selected_score']['total']:.3f}")
+        con.print(f"review:  tfcaf review {m(summary['run_id'])}")
+        con.print(f"approve: tfcaf approve {m(summary['run_id'])}:{m(summary['selected'])} --name NAME")
     else:
         con.print("[bold red]no candidate was accepted[/]: see the reasons with "
-                  f"tfcaf review {summary['run_id']}")
-    con.print(f"run directory: {summary['run_dir']}")
+                  f"tfcaf review {m(summary['run_id'])}")
+    con.print(f"run directory: {m(summary['run_dir'])}")
 
 
 def register(app: typer.Typer) -> None:
@@ -141,13 +146,15 @@ def register(app: typer.Typer) -> None:
         from tfcaf.store import store_dir
 
         rundir = RunDir.open(store_dir(store), run)
-        if as_json:
-            print(json.dumps(review_mod.candidate_rows(rundir), default=str))
-        else:
-            review_mod.print_review(rundir, diff=diff, store=store_dir(store))
-        if html is not None:
-            review_mod.write_html(rundir, html, store=store_dir(store))
-            print(f"wrote {html}", file=sys.stderr)
+        try:
+            if as_json:
+                print(json.dumps(review_mod.candidate_rows(rundir), default=str))
+            else:
+                review_mod.print_review(rundir, diff=diff, store=store_dir(store))
+        finally:  # the page is written even when the terminal view failed
+            if html is not None:
+                review_mod.write_html(rundir, html, store=store_dir(store))
+                print(f"wrote {inert(html)}", file=sys.stderr)
 
     @app.command()
     def approve(
@@ -163,11 +170,11 @@ def register(app: typer.Typer) -> None:
 
         run, sep, cid = ref.rpartition(":")
         if not sep or not run or not cid:
-            raise UsageError(f"expected RUN:CANDIDATE (e.g. 20261122T031344Z-863a4d:r0-c1-a0), got '{ref}'.")
+            raise UsageError(f"expected RUN:CANDIDATE (e.g. 20261122T031344Z-863a4d:r0-c1-a0), got {ref!r}.")
         rundir = RunDir.open(store_dir(store), run)
         path = do_approve(rundir.path, cid, name, store_dir(store), force=force)
-        print(f"approved {cid} of run {rundir.run_id} as '{path.name}' ({path})")
-        print(f"train with: tfcaf train --task {rundir.task} --mixer tfcaf:{path.name}")
+        print(inert(f"approved {cid} of run {rundir.run_id} as '{path.name}' ({path})"))
+        print(inert(f"train with: tfcaf train --task {rundir.task} --mixer tfcaf:{path.name}"))
 
     @app.command()
     def approved(
@@ -188,12 +195,14 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
+        from tfcaf.display import inert_text
+
         table = Table(title="approved credit functions")
         for col in ("name", "task", "run", "candidate", "model", "approved", "by"):
             table.add_column(col)
-        for m in items:
-            table.add_row(str(m.get("name")), str(m.get("task")), str(m.get("run_id")), str(m.get("candidate_id")),
-                          f"{m.get('backend')}:{m.get('model') or 'default'}", str(m.get("approved_at")), str(m.get("approver")))
+        for m in items:  # manifests are store files: every cell inert (no markup, no control characters)
+            table.add_row(*(inert_text(c) for c in (m.get("name"), m.get("task"), m.get("run_id"), m.get("candidate_id"),
+                          f"{m.get('backend')}:{m.get('model') or 'default'}", m.get("approved_at"), m.get("approver"))))
         Console().print(table)
 
 
@@ -202,21 +211,23 @@ def _run_with_progress(run_generate: Any, config: Any, sources: Any, resume: str
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from tfcaf.display import inert_markup
+
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]generate[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=console, transient=False) as bar:
         state: dict[str, Any] = {}
 
         def on_start(cfg: Any, rundir: Any) -> None:
-            state["task"] = bar.add_task(f"run {rundir.run_id}", total=cfg.rounds * cfg.k)
+            state["task"] = bar.add_task(inert_markup(f"run {rundir.run_id}"), total=cfg.rounds * cfg.k)
 
         def progress(event: str, **info: Any) -> None:
             if "task" not in state:
                 return
             if event == "candidate":
                 mark = "accepted" if info.get("accepted") else "rejected"
-                bar.update(state["task"], advance=1, description=f"{info.get('cid')} {mark}")
+                bar.update(state["task"], advance=1, description=inert_markup(f"{info.get('cid')} {mark}"))
             elif event == "status":
-                bar.update(state["task"], description=str(info.get("text", "")))
+                bar.update(state["task"], description=inert_markup(info.get("text", "")))
 
         return run_generate(config, sources, resume=resume, store=store, progress=progress, on_start=on_start)

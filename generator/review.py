@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from tfcaf.errors import UsageError
+from tfcaf.errors import TfcafError, UsageError
 from tfcaf.generator.rundir import RunDir
 
 VDN_BASELINE = '''import torch
@@ -33,18 +33,26 @@ def QLLMNetwork(agents_q, global_state):
 _METRICS = ("state_dependence", "dead_agent_credit", "vdn_distance", "mono_min_grad")
 
 
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list) and value else ("" if value is None or isinstance(value, list) else value)
+
+
+def _get(d: Any, key: str) -> Any:
+    return d.get(key) if isinstance(d, dict) else None
+
+
 def candidate_rows(rundir: RunDir) -> list[dict[str, Any]]:
-    """One row per candidate, in generation order."""
+    """One row per candidate, in generation order (store values kept as they are: display makes them inert)."""
     selected = rundir.selected()
     rows = []
     for cid, e in rundir.candidates().items():
-        critique = e.get("critique") or {}
+        metrics = e.get("metrics") if isinstance(e.get("metrics"), dict) else {}
         rows.append({
             "cid": cid, "round": e.get("round"), "slot": e.get("slot"), "attempt": e.get("attempt"),
             "verdict": e.get("verdict"), "status": e.get("status"), "stage": e.get("stage"),
-            "reason": (e.get("reasons") or [""])[0], "score": (e.get("score") or {}).get("total"),
-            "critic": critique.get("mean"), "advice": critique.get("advice"), "selected": cid == selected,
-            "metrics": {k: (e.get("metrics") or {}).get(k) for k in _METRICS if k in (e.get("metrics") or {})},
+            "reason": _first(e.get("reasons")), "score": _get(e.get("score"), "total"),
+            "critic": _get(e.get("critique"), "mean"), "advice": _get(e.get("critique"), "advice"), "selected": cid == selected,
+            "metrics": {k: metrics.get(k) for k in _METRICS if k in metrics},
         })
     return rows
 
@@ -64,9 +72,12 @@ def baseline(task: str, store: Path | None) -> tuple[str, str]:
 
 
 def unified(a: str, b: str, a_label: str, b_label: str) -> str:
-    """A unified diff of two sources ('' when equal)."""
-    return "".join(difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
-                                        fromfile=a_label, tofile=b_label, n=3))
+    """A unified diff of two sources ('' when equal), lines split where Python splits them and made
+    inert (a form feed or U+2028 shows as an escape on its own line, never as a new line)."""
+    from tfcaf.display import inert, source_lines
+
+    return "\n".join(difflib.unified_diff(source_lines(a), source_lines(b), fromfile=inert(a_label),
+                                          tofile=inert(b_label), n=3, lineterm=""))
 
 
 def _source(rundir: RunDir, cid: str) -> str:
@@ -80,35 +91,73 @@ def _source(rundir: RunDir, cid: str) -> str:
 
 
 def print_review(rundir: RunDir, diff: tuple[str, str] | None = None, store: Path | None = None) -> None:
-    """Print the candidates table and a coloured diff (selected vs baseline, or `diff` = (A, B))."""
-    from rich.console import Console
-    from rich.syntax import Syntax
-    from rich.table import Table
+    """Print the candidates table and a coloured diff (selected vs baseline, or `diff` = (A, B)).
 
-    con = Console()
+    Every cell and diff line is inert text (no markup parsed, control characters escaped); if Rich
+    still cannot render something, the same content is printed as plain escaped text instead."""
+    from rich.console import Console
+
     rows = candidate_rows(rundir)
-    table = Table(title=f"run {rundir.task}/{rundir.run_id}")
-    for col in ("candidate", "verdict", "status", "score", "critic", "reason / advice"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        style = "bold green" if r["selected"] else ("green" if r["verdict"] == "accepted" else "red")
-        note = r["reason"] or (r["advice"] or "")
-        table.add_row(("* " if r["selected"] else "") + r["cid"], str(r["verdict"]), str(r["status"]),
-                      "" if r["score"] is None else f"{r['score']:.3f}", "" if r["critic"] is None else f"{r['critic']:.2f}",
-                      note[:160], style=style)
-    con.print(table)
     if diff:
         a, b = diff
         label, text = a, unified(_source(rundir, a), _source(rundir, b), a, b)
     else:
         b = rundir.selected()
-        if b is None:
-            con.print("no candidate was selected (none accepted); compare two with --diff A B")
-            return
-        label, base = baseline(rundir.task, store)
-        text = unified(base, _source(rundir, b), label, b)
-    con.print(f"[bold]diff {label} -> {b}[/]", highlight=False)
+        label, text = None, None
+        if b is not None:
+            label, base = baseline(rundir.task, store)
+            text = unified(base, _source(rundir, b), label, b)
+    con = Console(highlight=False)
+    try:
+        _print_rich(con, rundir, rows, label, b, text)
+    except Exception as err:  # never crash the review on what a candidate wrote: degrade to plain text
+        from tfcaf.display import inert
+
+        print(f"(rich rendering failed: {inert(type(err).__name__)}; plain text follows)")
+        _print_plain(rundir, rows, label, b, text)
+
+
+def _note(r: dict[str, Any]) -> str:
+    from tfcaf.display import inert
+
+    return inert(r["reason"] or r["advice"] or "")[:160]
+
+
+def _print_rich(con: Any, rundir: RunDir, rows: list[dict[str, Any]], label: str | None, b: str | None,
+                text: str | None) -> None:
+    from rich.syntax import Syntax
+    from rich.table import Table
+
+    from tfcaf.display import inert_text
+
+    table = Table(title=inert_text(f"run {rundir.task}/{rundir.run_id}"))
+    for col in ("candidate", "verdict", "status", "score", "critic", "reason / advice"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        style = "bold green" if r["selected"] else ("green" if r["verdict"] == "accepted" else "red")
+        cells = [("* " if r["selected"] else "") + str(r["cid"]), r["verdict"], r["status"], _fmt(r["score"], 3),
+                 _fmt(r["critic"], 2), _note(r)]
+        table.add_row(*(inert_text(c) for c in cells), style=style)
+    con.print(table)
+    if b is None:
+        con.print(inert_text("no candidate was selected (none accepted); compare two with --diff A B"))
+        return
+    con.print(inert_text(f"diff {label} -> {b}", "bold"))
     con.print(Syntax(text or "(identical)\n", "diff", theme="ansi_dark", background_color="default", word_wrap=True))
+
+
+def _print_plain(rundir: RunDir, rows: list[dict[str, Any]], label: str | None, b: str | None, text: str | None) -> None:
+    from tfcaf.display import inert
+
+    print(inert(f"run {rundir.task}/{rundir.run_id}"))
+    for r in rows:
+        print(inert(f"{'* ' if r['selected'] else ''}{r['cid']}  {r['verdict']}  {r['status']}  "
+                    f"{_fmt(r['score'], 3)}  {_fmt(r['critic'], 2)}  {_note(r)}"))
+    if b is None:
+        print("no candidate was selected (none accepted); compare two with --diff A B")
+        return
+    print(inert(f"diff {label} -> {b}"))
+    print(text or "(identical)")  # already inert line by line (unified)
 
 
 def sample_states(card: Any, n: int = 4, seed: int = 0) -> "Any":
@@ -149,7 +198,11 @@ def render_html(rundir: RunDir, store: Path | None = None) -> str:
     """The self-contained review page (inline CSS, no scripts, no external resources)."""
     from tfcaf.tasks.registry import get_card
 
-    e = html.escape
+    from tfcaf.display import inert, source_lines, source_text
+
+    def e(value: Any) -> str:  # inert first (controls shown as escapes), then HTML-escaped
+        return html.escape(inert(value))
+
     card = get_card(rundir.task)
     rows = candidate_rows(rundir)
     chosen = rundir.selected()
@@ -160,9 +213,10 @@ def render_html(rundir: RunDir, store: Path | None = None) -> str:
     summary_path = rundir.path / "summary.json"
     if summary_path.is_file():
         s = json.loads(summary_path.read_text(encoding="utf-8"))
-        parts.append(f"<p id='summary'>backend {e(str(s.get('backend')))}:{e(str(s.get('model')))}, mode {e(str(s.get('mode')))}; "
-                     f"candidates {s.get('candidates')}, accepted <b id='accepted'>{s.get('accepted')}</b>, "
-                     f"LLM calls {s.get('llm_calls')}, tokens {(s.get('tokens') or {}).get('total')}</p>")
+        s = s if isinstance(s, dict) else {}
+        parts.append(f"<p id='summary'>backend {e(s.get('backend'))}:{e(s.get('model'))}, mode {e(s.get('mode'))}; "
+                     f"candidates {e(s.get('candidates'))}, accepted <b id='accepted'>{e(s.get('accepted'))}</b>, "
+                     f"LLM calls {e(s.get('llm_calls'))}, tokens {e(_get(s.get('tokens'), 'total'))}</p>")
     parts.append("<h2>Candidates</h2><table id='candidates'><tr><th>candidate</th><th>verdict</th><th>status</th>"
                  "<th>stage</th><th>score</th><th>critic</th><th>properties</th><th>reason / advice</th></tr>")
     for r in rows:
@@ -176,7 +230,8 @@ def render_html(rundir: RunDir, store: Path | None = None) -> str:
     if chosen is not None:
         label, base = baseline(rundir.task, store)
         src = _source(rundir, chosen)
-        table = difflib.HtmlDiff(wrapcolumn=72).make_table(base.splitlines(), src.splitlines(), e(label), e(chosen))
+        # split where Python splits (never str.splitlines: it breaks on \x0c, \x1c, NEL, U+2028 too)
+        table = difflib.HtmlDiff(wrapcolumn=72).make_table(source_lines(base), source_lines(src), e(inert(label)), e(inert(chosen)))
         parts.append(f"<h2>Selected: <span id='selected'>{e(chosen)}</span> vs {e(label)}</h2>{table}")
         verdict = rundir.verdict(chosen) or {}
         parts.append("<h3>Property results</h3><table id='properties'><tr><th>metric</th><th>value</th></tr>")
@@ -184,8 +239,13 @@ def render_html(rundir: RunDir, store: Path | None = None) -> str:
             if isinstance(v, (int, float, str, bool)):
                 parts.append(f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>")
         parts.append("</table>")
+        weights = None
         if isinstance(verdict.get("graph"), dict):
-            weights = graph_weights(verdict["graph"], card)
+            try:
+                weights = graph_weights(verdict["graph"], card)
+            except TfcafError as err:  # a forged graph: say so on the page instead of losing the page
+                parts.append(f"<p id='weights-error'>the stored graph does not rebuild: {e(err)}</p>")
+        if weights is not None:
             parts.append("<h3>Per-agent weights on sample states (dQ_tot/dQ_i, from the compiled graph)</h3>"
                          "<table id='weights'><tr><th>state</th>" +
                          "".join(f"<th>agent {i}</th>" for i in range(card.n_agents)) + "</tr>")
@@ -199,13 +259,18 @@ def render_html(rundir: RunDir, store: Path | None = None) -> str:
             verdict = rundir.verdict(r["cid"]) or {}
             reasons = "<br>".join(e(str(x)) for x in verdict.get("reasons") or [])
             parts.append(f"<details><summary>{e(r['cid'])}: {e(str(r['status']))}</summary><p>{reasons}</p>"
-                         f"<pre>{e(rundir.source(r['cid']) or '')}</pre></details>")
+                         f"<pre>{html.escape(source_text(rundir.source(r['cid']) or ''))}</pre></details>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
 def _fmt(value: Any, digits: int) -> str:
-    return "" if value is None else f"{float(value):.{digits}f}"
+    if value is None:
+        return ""
+    try:
+        return f"{float(value):.{digits}f}"
+    except (TypeError, ValueError, OverflowError):
+        return "?"
 
 
 def write_html(rundir: RunDir, path: Path, store: Path | None = None) -> Path:

@@ -45,17 +45,21 @@ def read_candidate(path: str) -> str:
 def _print_human(verdict: dict) -> None:
     from rich.console import Console
 
+    from tfcaf.display import inert_text
+
     console = Console(highlight=False)
     colour = {"accepted": "green", "rejected": "red", "error": "yellow"}[verdict["verdict"]]
-    console.print(f"[bold {colour}]{verdict['verdict']}[/] (status {verdict['status']}, stage {verdict['stage']})")
-    for reason in verdict["reasons"]:
-        console.print(f"  - {reason}", markup=False)
+    head = inert_text(verdict["verdict"], f"bold {colour}")
+    head.append(inert_text(f" (status {verdict['status']}, stage {verdict['stage']})"))
+    console.print(head)
+    for reason in verdict["reasons"]:  # reasons quote candidate text (assert messages, names): inert
+        console.print(inert_text(f"  - {reason}"))
     if verdict.get("counterexample"):
-        console.print("  counterexample: " + json.dumps(verdict["counterexample"])[:2000], markup=False)
+        console.print(inert_text("  counterexample: " + json.dumps(verdict["counterexample"])[:2000]))
     metrics = verdict.get("metrics") or {}
     shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     if shown:
-        console.print("  metrics: " + ", ".join(f"{k}={v}" for k, v in shown.items()), markup=False)
+        console.print(inert_text("  metrics: " + ", ".join(f"{k}={v}" for k, v in shown.items())))
 
 
 def vet_command(

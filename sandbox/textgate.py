@@ -56,14 +56,27 @@ def _fenced_blocks(text: str) -> list[tuple[str, str]] | None:
     return blocks
 
 
+_LINE_BREAKS = {"\x0b": "vertical tab", "\x0c": "form feed", "\r": "carriage return", "\x1c": "file separator",
+                "\x1d": "group separator", "\x1e": "record separator", "\x85": "next line (NEL)",
+                "\u2028": "line separator", "\u2029": "paragraph separator"}
+"""Characters that some viewers (and `str.splitlines`) treat as a line break and Python does not (or
+the reverse, a lone CR): a reviewer would see different lines than the ones that run."""
+
+
 def check_characters(source: str) -> None:
-    """Reject control, bidi-override and invisible characters anywhere in the source."""
+    """Reject control, bidi-override and invisible characters anywhere in the source.
+
+    Only `\n` breaks lines and only `\t` is allowed as a control character: a form feed, vertical tab,
+    lone CR, NEL or U+2028/2029 is rejected, so every viewer splits the code where Python does."""
     for lineno, line in enumerate(source.split("\n"), 1):
         for ch in line:
             if ch in _BIDI:
                 raise _reject(f"bidirectional control character U+{ord(ch):04X} at line {lineno} (Trojan Source)")
+            if ch in _LINE_BREAKS:
+                raise _reject(f"{_LINE_BREAKS[ch]} U+{ord(ch):04X} at line {lineno}: viewers and Python disagree on "
+                              "where lines break around it; use plain newlines")
             cat = unicodedata.category(ch)
-            if ch in "\t\r\x0c":
+            if ch == "\t":
                 continue
             if cat in ("Cc", "Cf", "Cs", "Co", "Cn") or ch in "\u2028\u2029":
                 raise _reject(f"invisible or control character U+{ord(ch):04X} at line {lineno}")

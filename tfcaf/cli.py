@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, standalone_mode=False)
     except TfcafError as err:
-        print(f"tfcaf: error: {err}", file=sys.stderr)
+        from tfcaf.display import inert
+
+        # a message can carry text from a candidate or a store file (a rejection reason): shown inert
+        print(f"tfcaf: error: {inert(err)}", file=sys.stderr)
         return err.exit_code
     except typer.Exit as done:
         return done.exit_code

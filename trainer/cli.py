@@ -63,21 +63,25 @@ def train(
     if as_json:
         print(json.dumps(summary))
     else:
+        from tfcaf.display import inert
+
         win = summary["test_win_rate"]
         print(f"done: {summary['env_steps']} env steps in {summary['wall_s']:.0f} s ({summary['env_steps_per_s']:.0f}/s), "
               f"test return {summary['test_return_mean']:.3g}" + (f", win rate {win:.2f}" if win is not None else "")
-              + f"\nrun: {summary['run_dir']}")
+              + f"\nrun: {inert(summary['run_dir'])}")
 
 
 def _train_with_progress(run: "object") -> dict:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from tfcaf.display import inert_markup
+
     console = Console(file=sys.stderr)
     columns = (TextColumn("[bold]train[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
-        tid = bar.add_task(f"{run.task} {run.mixer.name}", total=run.cfg.steps, completed=run.env_steps, info="")  # type: ignore[attr-defined]
+        tid = bar.add_task(inert_markup(f"{run.task} {run.mixer.name}"), total=run.cfg.steps, completed=run.env_steps, info="")  # type: ignore[attr-defined]
 
         def update(done: int, total: int, info: dict) -> None:
             text = f"eps {info['epsilon']:.2f}"
@@ -102,8 +106,10 @@ def report(
     if as_json:
         print(json.dumps(result))
     else:
-        print(markdown(result["rows"]), end="")
-        print(f"curves: {result['png']}\ntable: {result['table_md']}")
+        from tfcaf.display import inert
+
+        print(inert(markdown(result["rows"]), keep_newlines=True), end="")  # rows quote provenance files: inert
+        print(inert(f"curves: {result['png']}") + "\n" + inert(f"table: {result['table_md']}"))
 
 
 def register(app: typer.Typer) -> None:
