@@ -29,7 +29,7 @@ LIMITS = {"weight": (-4.0, 4.0), "temperature": (0.1, 5.0), "vdn_blend": (0.0, 1
 """Sane ranges every numeric field is clamped to."""
 
 _FENCE = re.compile(r"```(?:json)?[ \t]*\n(.*?)```", re.DOTALL)
-_IDENT = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+_IDENT = re.compile(r"[a-z][a-z0-9_]{0,40}")  # used with fullmatch
 
 
 class SpecError(ValueError):
@@ -155,7 +155,7 @@ def render_spec(spec: CreditSpec, card: TaskCard) -> str:
         weight = spec.weights.get(f.name, 0.0)
         if weight == 0.0:
             continue
-        if not _IDENT.match(f.name):
+        if not _IDENT.fullmatch(f.name):
             raise ValueError(f"card {card.name}: feature name {f.name!r} is not an identifier")
         span = f.high - f.low if f.high > f.low else 1.0
         features.append({"name": f.name, "expr": f.expr, "weight": repr(weight), "low": repr(float(f.low)),

@@ -1,8 +1,9 @@
 """Layer 1, the text gate: from a raw LLM response to one Python module's source.
 
 Covers: exactly one fenced python block (or a bare module that parses), size caps, control and
-bidirectional-override characters (Trojan Source), invisible characters, and confusable identifiers
-(identifiers that NFKC normalisation changes, or that mix scripts, e.g. a Cyrillic 'а' in 'agents_q').
+bidirectional-override characters (Trojan Source), invisible characters, characters viewers split
+lines on and Python does not (form feed, VT, lone CR, NEL, U+2028/2029), and confusable identifiers:
+every identifier must be ASCII (a Cyrillic 'а' in 'agents_q', or a Cyrillic 'х' beside a Latin 'x').
 Does not cover: what the code does (the AST gate and later layers), confusables inside strings or
 comments (harmless to execution; a reviewer still reads them).
 """
@@ -92,21 +93,36 @@ def _script(ch: str) -> str:
 
 
 def check_identifiers(source: str) -> None:
-    """Reject identifiers that NFKC changes (Python would silently merge them) or that mix scripts."""
+    """Reject every non-ASCII identifier.
+
+    Names a person reads must be the names that run: a Cyrillic 'х' next to a Latin 'x' is a second
+    variable that looks like the first, within one script as well as across scripts (a TR39 skeleton
+    check would catch most such pairs; plain ASCII catches all of them, and credit functions need no
+    other names). Comments and strings may hold any printable Unicode."""
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (tokenize.TokenError, IndentationError, SyntaxError):
-        return  # the parser reports it with a line number
+        tokens = None
+    if tokens is None:  # the parser reports it with a line number; still refuse a non-ASCII name first
+        for lineno, line in enumerate(source.split("\n"), 1):
+            for word in re.findall(r"[^\W\d]\w*", line):
+                if not word.isascii():
+                    raise _reject(f"non-ASCII identifier {word!r} at line {lineno}: identifiers must be plain ASCII "
+                                  "(letters, digits, '_') so that the names a reviewer reads are the names that run")
+        return
     for tok in tokens:
         if tok.type != tokenize.NAME or tok.string.isascii():
             continue
         name = tok.string
+        detail = ""
         if unicodedata.normalize("NFKC", name) != name:
-            raise _reject(f"confusable identifier {name!r} at line {tok.start[0]}: NFKC turns it into "
-                          f"{unicodedata.normalize('NFKC', name)!r}; use plain ASCII names")
-        scripts = {s for s in (_script(c) for c in name) if s}
-        if len(scripts) > 1:
-            raise _reject(f"identifier {name!r} at line {tok.start[0]} mixes scripts ({', '.join(sorted(scripts))}); use plain ASCII names")
+            detail = f"; NFKC turns it into {unicodedata.normalize('NFKC', name)!r}"
+        else:
+            scripts = {s for s in (_script(c) for c in name) if s}
+            if len(scripts) > 1:
+                detail = f"; it mixes scripts ({', '.join(sorted(scripts))})"
+        raise _reject(f"non-ASCII identifier {name!r} at line {tok.start[0]}: identifiers must be plain ASCII "
+                      f"(letters, digits, '_') so that the names a reviewer reads are the names that run{detail}")
 
 
 def extract_source(text: str) -> str:

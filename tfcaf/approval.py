@@ -32,7 +32,8 @@ from tfcaf.errors import RejectedError, UsageError
 from tfcaf.provenance import sha256_text, versions
 from tfcaf.store import store_dir
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""An approved name; always used with `fullmatch` (`$` would accept a trailing newline)."""
 MANIFEST_FORMAT = "tfcaf-approved/1"
 
 
@@ -99,7 +100,7 @@ def approve(run_dir: Path, candidate_id: str, name: str | None = None, store: Pa
         raise RejectedError(f"candidate {candidate_id}: source.py differs from the source that was vetted; refusing to approve.")
     load_graph(graph, "cpu")  # the trusted rebuild must work now, not first in the trainer
     name = name or f"{run.task}-{candidate_id}-{run.run_id[-6:]}"
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise UsageError(f"approved name '{name}' must be 1-64 characters of letters, digits, '_', '.', '-' (starting with a letter or digit).")
     root = _approved_root(store)
     target = root / name
@@ -153,7 +154,7 @@ def load_approved(name: str, store: Path | None = None, device: str = "cpu") -> 
     from tfcaf.sandbox.graph import graph_digest, load_graph
 
     folder = _approved_root(store) / name
-    if not _NAME.match(name) or not (folder / "manifest.json").is_file():
+    if not _NAME.fullmatch(name) or not (folder / "manifest.json").is_file():
         names = ", ".join(m.get("name", "?") for m in list_approved(store)) or "none yet (use `tfcaf approve RUN:CANDIDATE`)"
         raise UsageError(f"no approved function '{name}'. Approved: {names}.")
     manifest = _read_json(folder / "manifest.json", "manifest")

@@ -73,3 +73,12 @@ def test_unknown_name_lists_the_approved(real_run, tmp_path):
     approve(Path(summary["run_dir"]), "r0-c1-a0", "known", tmp_path)
     with pytest.raises(UsageError, match="Approved: known"):
         load_approved("missing", tmp_path)
+
+
+@pytest.mark.parametrize("bad", ["ok\n", "ok\r", "../x", "a/b", "", ".hidden", "x" * 65, "ok\x1b[2J"])
+def test_names_must_match_whole(real_run, tmp_path, bad):
+    store, summary = real_run
+    with pytest.raises(UsageError):
+        approve(Path(summary["run_dir"]), summary["selected"], bad or "\n", tmp_path)
+    with pytest.raises(UsageError):
+        load_approved(bad, store=tmp_path)

@@ -43,6 +43,14 @@ def test_tilde_fence_and_longer_fence() -> None:
     (CODE + "# \u202e evil\n", "bidirectional"),
     (CODE.replace("return", "\uff52eturn"), "NFKC"),
     (CODE.replace("agents_q, global", "\u0430gents_q, global"), "mixes scripts"),
+    ("def QLLMNetwork(agents_q, global_state):\n    \u0445 = agents_q.clamp(-1, 1)\n    return agents_q.sum(-1, keepdim=True)\n",
+     "must be plain ASCII"),
+    (CODE + "# a\x0cq = 1\n", "form feed"),
+    (CODE + "# a\rq = 1\n", "carriage return"),
+    (CODE + "# a\x0bq = 1\n", "vertical tab"),
+    (CODE + "# a\x85q = 1\n", "NEL"),
+    (CODE + "# a\u2028q = 1\n", "line separator"),
+    (CODE + "# a\u2029q = 1\n", "paragraph separator"),
 ])
 def test_rejections(text: str, needle: str) -> None:
     with pytest.raises(Rejection) as info:
@@ -51,9 +59,12 @@ def test_rejections(text: str, needle: str) -> None:
     assert needle in info.value.reason
 
 
-def test_single_script_non_ascii_identifier_is_fine() -> None:
+def test_single_script_non_ascii_identifier_is_refused_but_unicode_comments_are_fine() -> None:
     src = "def QLLMNetwork(agents_q, global_state):\n    \u03b1\u03b2 = agents_q\n    return \u03b1\u03b2.sum(-1, keepdim=True)\n"
-    assert extract_source(src) == src
+    with pytest.raises(Rejection, match="ASCII"):
+        extract_source(src)
+    ok = "def QLLMNetwork(agents_q, global_state):\n    # Σ_i Q_i — VDN ✓\n    return agents_q.sum(-1, keepdim=True)  # [B, 1]\n"
+    assert extract_source(ok) == ok
 
 
 def test_size_caps() -> None:
