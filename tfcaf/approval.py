@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tfcaf.errors import RejectedError, UsageError
+from tfcaf.errors import RejectedError, TfcafError, UsageError
 from tfcaf.provenance import sha256_text, versions
 from tfcaf.store import store_dir
 
@@ -46,6 +46,8 @@ class ApprovedFunction:
     module: Any
     """torch.nn.Module: module(agents_q [B, N], global_state [B, S]) -> q_tot [B, 1]."""
     manifest: dict
+    manifest_sha256: str = ""
+    """sha256 of manifest.json's bytes (see `manifest_sha256`): training records it in its provenance."""
 
 
 def _approved_root(store: Path | None) -> Path:
@@ -63,12 +65,68 @@ def _approver() -> str:
 
 
 def _read_json(path: Path, what: str) -> Any:
+    from tfcaf.files import read_json
+
+    return read_json(path, what, dict, follow_symlinks=False)
+
+
+def manifest_sha256(folder: Path) -> str:
+    """sha256 of an approved function's manifest.json bytes, as training records it in its provenance.
+
+    The manifest pins source.py and graph.json; this hash pins the manifest. Whoever can write the
+    store can still rewrite all three consistently: the hash recorded at train time shows afterwards
+    (and on `train --resume`) that the function is not the one that was trained."""
+    from tfcaf.files import read_bytes
+    from tfcaf.provenance import sha256_bytes
+
+    return sha256_bytes(read_bytes(Path(folder) / "manifest.json", "manifest", follow_symlinks=False))
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise UsageError(f"approved name {name!r} must be 1-64 characters of letters, digits, '_', '.', '-' "
+                         "(starting with a letter or digit).")
+    return name
+
+
+def _write_folder(root: Path, name: str, files: dict[str, str], force: bool) -> Path:
+    """Write `files` into <root>/<name> atomically: a temp folder renamed into place; an existing one
+    (with `force`) is moved aside first and removed last, and restored if the swap fails. Nothing is
+    left behind on failure. A symlink at the name is removed itself, never followed."""
+    root.mkdir(parents=True, exist_ok=True)
+    if root.is_symlink():
+        raise RejectedError(f"{root} is a symbolic link; approved functions must live in the store itself.")
+    target = root / name
+    exists = target.is_symlink() or target.exists()
+    if exists and not force:
+        raise UsageError(f"an approved function named '{name}' exists already; pick another --name or pass --force to replace it.")
+    tmp = root / f".{name}.tmp-{os.getpid()}-{os.urandom(3).hex()}"
+    old = root / f".{name}.old-{os.getpid()}-{os.urandom(3).hex()}"
+    moved = False
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        tmp.mkdir()
+        for fname, text in files.items():
+            with open(tmp / fname, "x", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+        if exists:
+            os.rename(target, old)  # renames a symlink itself, never its target
+            moved = True
+        os.rename(tmp, target)
     except OSError as err:
-        raise UsageError(f"cannot read {what} {path}: {err.strerror}") from None
-    except json.JSONDecodeError as err:
-        raise RejectedError(f"{what} {path} is not valid JSON ({err.msg})") from None
+        if moved and not (target.is_symlink() or target.exists()):
+            os.rename(old, target)
+            moved = False
+        raise UsageError(f"cannot write approved function '{name}' under {root}: {err.strerror or err}.") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if moved:
+            if old.is_symlink() or not old.is_dir():
+                old.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def approve(run_dir: Path, candidate_id: str, name: str | None = None, store: Path | None = None, *,
@@ -99,17 +157,15 @@ def approve(run_dir: Path, candidate_id: str, name: str | None = None, store: Pa
     if verdict.get("source") is not None and sha256_text(verdict["source"]) != sha256_text(source):
         raise RejectedError(f"candidate {candidate_id}: source.py differs from the source that was vetted; refusing to approve.")
     load_graph(graph, "cpu")  # the trusted rebuild must work now, not first in the trainer
-    name = name or f"{run.task}-{candidate_id}-{run.run_id[-6:]}"
-    if not _NAME.fullmatch(name):
-        raise UsageError(f"approved name '{name}' must be 1-64 characters of letters, digits, '_', '.', '-' (starting with a letter or digit).")
+    name = _check_name(name if name is not None else f"{run.task}-{candidate_id}-{run.run_id[-6:]}")
     root = _approved_root(store)
     target = root / name
-    if target.exists() and not force:
+    if (target.is_symlink() or target.exists()) and not force:
         raise UsageError(f"an approved function named '{name}' exists already; pick another --name or pass --force to replace it.")
-    config = {}
+    config: dict = {}
     if (run.path / "config.json").is_file():
         config = _read_json(run.path / "config.json", "run config")
-    cfg = config.get("config", {})
+    cfg = config.get("config") if isinstance(config.get("config"), dict) else {}
     manifest = {
         "format": MANIFEST_FORMAT, "name": name, "task": run.task, "run_id": run.run_id, "run_dir": str(run.path),
         "candidate_id": candidate_id, "source_sha256": sha256_text(source), "graph_sha256": graph_digest(graph),
@@ -118,53 +174,81 @@ def approve(run_dir: Path, candidate_id: str, name: str | None = None, store: Pa
         "versions": versions(), "approved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "approver": _approver(),
     }
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    (tmp / "source.py").write_text(source, encoding="utf-8")
-    (tmp / "graph.json").write_text(json.dumps(graph, sort_keys=True), encoding="utf-8")
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    target = _write_folder(root, name, {
+        "source.py": source, "graph.json": json.dumps(graph, sort_keys=True),
+        "manifest.json": json.dumps(manifest, indent=2, sort_keys=True) + "\n"}, force)
     run.append({"type": "approved", "cid": candidate_id, "name": name, "path": str(target)})
     return target
 
 
 def list_approved(store: Path | None = None) -> list[dict]:
-    """The manifests of every approved function, sorted by name (unreadable ones are skipped)."""
+    """The manifests of every approved function, sorted by name (unreadable, malformed or symlinked
+    ones are skipped; `load_approved` says what is wrong with one)."""
+    from tfcaf.files import read_json
+
     root = _approved_root(store)
     out = []
-    for manifest in sorted(root.glob("*/manifest.json")):
-        try:
-            out.append(json.loads(manifest.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError):
+    try:
+        folders = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    except OSError:
+        return []
+    for folder in folders:
+        if folder.is_symlink() or not folder.is_dir() or not _NAME.fullmatch(folder.name):
             continue
+        try:
+            manifest = read_json(folder / "manifest.json", "manifest", dict, follow_symlinks=False)
+        except TfcafError:
+            continue
+        if manifest.get("name") == folder.name:
+            out.append(manifest)
     return out
 
 
-def load_approved(name: str, store: Path | None = None, device: str = "cpu") -> ApprovedFunction:
-    """Rebuild approved function `name` after verifying both hashes.
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
-    UsageError for an unknown name (listing the approved ones); RejectedError naming what changed when
-    source.py or graph.json no longer match the manifest.
+
+def load_approved(name: str, store: Path | None = None, device: str = "cpu", task: str | None = None) -> ApprovedFunction:
+    """Rebuild approved function `name` after verifying that it belongs where it was asked for.
+
+    UsageError for an unknown or malformed name (listing the approved ones). RejectedError (exit 1,
+    one line) when the folder is a symlink or resolves outside the store, when any file in it is a
+    symlink, malformed or oversized, when the manifest's name (or `task`, when given) is not the one
+    asked for, or when source.py / graph.json no longer match the manifest's hashes.
     """
+    from tfcaf.files import read_text
     from tfcaf.sandbox.graph import graph_digest, load_graph
 
-    folder = _approved_root(store) / name
-    if not _NAME.fullmatch(name) or not (folder / "manifest.json").is_file():
-        names = ", ".join(m.get("name", "?") for m in list_approved(store)) or "none yet (use `tfcaf approve RUN:CANDIDATE`)"
-        raise UsageError(f"no approved function '{name}'. Approved: {names}.")
-    manifest = _read_json(folder / "manifest.json", "manifest")
+    root = _approved_root(store)
+    folder = root / name if isinstance(name, str) else root
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or not (folder.is_symlink() or folder.exists()):
+        names = ", ".join(str(m.get("name", "?")) for m in list_approved(store)) or "none yet (use `tfcaf approve RUN:CANDIDATE`)"
+        raise UsageError(f"no approved function {name!r}. Approved: {names}.")
+    if folder.is_symlink():
+        raise RejectedError(f"approved function '{name}': {folder} is a symbolic link; approvals are refused "
+                            "unless they are real folders in the store. Re-approve it.")
     try:
-        source = (folder / "source.py").read_text(encoding="utf-8")
-    except OSError:
-        raise RejectedError(f"approved function '{name}': source.py is missing; re-approve it.") from None
-    if sha256_text(source) != manifest.get("source_sha256"):
+        inside = folder.resolve().parent == root.resolve()
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside or not folder.is_dir():
+        raise RejectedError(f"approved function '{name}': {folder} is not a folder inside the store's approved/; re-approve it.")
+    manifest = _read_json(folder / "manifest.json", "manifest")
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise RejectedError(f"approved function '{name}': manifest format {manifest.get('format')!r} is not {MANIFEST_FORMAT}; re-approve it.")
+    if manifest.get("name") != name:
+        raise RejectedError(f"approved function '{name}': its manifest belongs to {manifest.get('name')!r} "
+                            "(folders swapped or renamed); refusing it. Re-approve it under this name.")
+    if not isinstance(manifest.get("task"), str) or (task is not None and manifest["task"] != task):
+        raise RejectedError(f"approved function '{name}' was approved for task {manifest.get('task')!r}"
+                            + (f", not '{task}'" if task is not None else "") + ".")
+    for key in ("source_sha256", "graph_sha256"):
+        if not isinstance(manifest.get(key), str) or not _HEX64.fullmatch(manifest[key]):
+            raise RejectedError(f"approved function '{name}': manifest has no valid {key}; re-approve it.")
+    source = read_text(folder / "source.py", f"approved function '{name}': source.py", follow_symlinks=False)
+    if sha256_text(source) != manifest["source_sha256"]:
         raise RejectedError(f"approved function '{name}': source.py changed since approval (sha256 mismatch); re-approve it.")
-    graph = _read_json(folder / "graph.json", "graph")
-    if not isinstance(graph, dict) or graph_digest(graph) != manifest.get("graph_sha256"):
+    graph = _read_json(folder / "graph.json", f"approved function '{name}': graph")
+    if graph_digest(graph) != manifest["graph_sha256"]:
         raise RejectedError(f"approved function '{name}': graph.json changed since approval (sha256 mismatch); re-approve it.")
-    return ApprovedFunction(name=name, task=str(manifest.get("task")), module=load_graph(graph, device), manifest=manifest)
+    return ApprovedFunction(name=name, task=manifest["task"], module=load_graph(graph, device), manifest=manifest,
+                            manifest_sha256=manifest_sha256(folder))

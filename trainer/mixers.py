@@ -173,6 +173,7 @@ def _build_approved(fn_name: str, card: TaskCard, device: str, store: Path | Non
     hashes = approved_hashes(dict(approved.manifest))
     if not hashes:
         raise RejectedError(f"approved function '{fn_name}' has a manifest without sha256 hashes; re-approve it.")
+    hashes["manifest_sha256"] = approved.manifest_sha256  # pins the manifest itself (tfcaf.approval.manifest_sha256)
     return BuiltMixer(mixer, TFCAF_PREFIX + fn_name, False, hashes)
 
 

@@ -82,3 +82,103 @@ def test_names_must_match_whole(real_run, tmp_path, bad):
         approve(Path(summary["run_dir"]), summary["selected"], bad or "\n", tmp_path)
     with pytest.raises(UsageError):
         load_approved(bad, store=tmp_path)
+
+
+def _two(real_run, tmp_path):
+    store, summary = real_run
+    run = Path(summary["run_dir"])
+    a = approve(run, "r0-c1-a0", "a", tmp_path)
+    b = approve(run, "r0-c0-a1", "b", tmp_path)
+    return a, b
+
+
+def test_swapped_folders_are_refused(real_run, tmp_path):
+    a, b = _two(real_run, tmp_path)
+    a.rename(tmp_path / "approved" / "tmp")
+    b.rename(a)
+    (tmp_path / "approved" / "tmp").rename(b)
+    for name in ("a", "b"):
+        with pytest.raises(RejectedError, match="belongs to"):
+            load_approved(name, tmp_path)
+
+
+def test_symlinked_approvals_are_refused(real_run, tmp_path):
+    a, b = _two(real_run, tmp_path)
+    (tmp_path / "approved" / "c").symlink_to(b, target_is_directory=True)
+    with pytest.raises(RejectedError, match="symbolic link"):
+        load_approved("c", tmp_path)
+    outside = tmp_path / "elsewhere"
+    b.rename(outside)
+    (tmp_path / "approved" / "b").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(RejectedError, match="symbolic link"):
+        load_approved("b", tmp_path)
+    (a / "source.py").rename(a / "real.py")
+    (a / "source.py").symlink_to(a / "real.py")
+    with pytest.raises(RejectedError, match="symbolic link"):
+        load_approved("a", tmp_path)
+    assert [m["name"] for m in list_approved(tmp_path)] == ["a"]
+
+
+@pytest.mark.parametrize("content", [b"\x00\xff\xfe", b"[1, 2]", b'{"a": NaN}', b'{"name": ', b"[" * 200_000])
+def test_corrupted_manifest_is_one_rejection(real_run, tmp_path, content):
+    a, _ = _two(real_run, tmp_path)
+    (a / "manifest.json").write_bytes(content)
+    with pytest.raises(RejectedError, match="manifest"):
+        load_approved("a", tmp_path)
+    assert "a" not in [m["name"] for m in list_approved(tmp_path)]
+
+
+def test_task_is_checked_when_asked(real_run, tmp_path):
+    _two(real_run, tmp_path)
+    assert load_approved("a", tmp_path, task="matrix_climbing").task == "matrix_climbing"
+    with pytest.raises(RejectedError, match="approved for task"):
+        load_approved("a", tmp_path, task="smac_3m")
+
+
+def test_force_replaces_atomically_and_leaves_nothing(real_run, tmp_path):
+    store, summary = real_run
+    run = Path(summary["run_dir"])
+    a, b = _two(real_run, tmp_path)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("x")
+    link = tmp_path / "approved" / "link"
+    link.symlink_to(victim, target_is_directory=True)
+    approve(run, "r0-c1-a0", "link", tmp_path, force=True)  # replaces the link itself, never its target
+    assert (victim / "keep.txt").read_text() == "x" and not link.is_symlink()
+    assert load_approved("link", tmp_path).manifest_sha256
+    approve(run, "r0-c0-a1", "a", tmp_path, force=True)
+    assert load_approved("a", tmp_path).manifest["candidate_id"] == "r0-c0-a1"
+    leftovers = [p.name for p in (tmp_path / "approved").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_failed_write_leaves_no_temp_folder(real_run, tmp_path, monkeypatch):
+    store, summary = real_run
+    run = Path(summary["run_dir"])
+    _two(real_run, tmp_path)
+    import os as _os
+
+    real_rename = _os.rename
+
+    def failing(src, dst):
+        if ".a.tmp-" in str(src):
+            raise OSError(28, "No space left on device")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr("tfcaf.approval.os.rename", failing)
+    with pytest.raises(UsageError, match="No space"):
+        approve(run, "r0-c0-a1", "a", tmp_path, force=True)
+    monkeypatch.undo()
+    assert [p.name for p in (tmp_path / "approved").iterdir() if p.name.startswith(".")] == []
+    assert load_approved("a", tmp_path).manifest["candidate_id"] == "r0-c1-a0"  # the old one is back
+
+
+def test_manifest_hash_is_exposed(real_run, tmp_path):
+    import hashlib
+
+    from tfcaf.approval import manifest_sha256
+
+    a, _ = _two(real_run, tmp_path)
+    assert manifest_sha256(a) == hashlib.sha256((a / "manifest.json").read_bytes()).hexdigest()
+    assert load_approved("a", tmp_path).manifest_sha256 == manifest_sha256(a)

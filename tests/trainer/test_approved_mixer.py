@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tfcaf.errors import RejectedError, UsageError
-from tfcaf.provenance import sha256_text
+from tfcaf.provenance import sha256_bytes, sha256_text
 from tfcaf.tasks.registry import get_card
 from tfcaf.trainer.config import TrainConfig, resolve_config
 from tfcaf.trainer.mixers import build_mixer
@@ -48,7 +48,8 @@ def test_approved_graph_mixer_matches_the_function_and_has_no_parameters(tmp_pat
     card = get_card("matrix_penalty")
     mixer = build_mixer("tfcaf:soft_focus", card, TrainConfig(), store=tmp_path)
     assert mixer.n_params == 0 and mixer.name == "tfcaf:soft_focus"
-    assert set(mixer.hashes) == {"source_sha256", "graph_sha256"}
+    assert set(mixer.hashes) == {"source_sha256", "graph_sha256", "manifest_sha256"}
+    assert mixer.hashes["manifest_sha256"] == sha256_bytes((tmp_path / "approved" / "soft_focus" / "manifest.json").read_bytes())
     q, s = torch.randn(3, 4, 2), torch.ones(3, 4, 1)
     expected = trusted_fn(q.reshape(12, 2), s.reshape(12, 1)).reshape(3, 4, 1)
     assert torch.allclose(mixer.module(q, s), expected, atol=1e-6)
