@@ -61,6 +61,18 @@ class OpenAIBackend:
         self._sleep = sleep
         self.base_url = settings.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         key = os.environ.get(settings.api_key_env)
+        default_pair = self.base_url.rstrip("/") == DEFAULT_BASE_URL and settings.api_key_env == "OPENAI_API_KEY"
+        if key and not settings.send_api_key and not default_pair:
+            # a repository's ./tfcaf.toml chose this endpoint: the user's key does not go there
+            import sys
+
+            from tfcaf.display import inert
+            from tfcaf.generator.config import user_config_path
+
+            print(inert(f"tfcaf: note: not sending ${settings.api_key_env} to {self.base_url}: it was set by a tfcaf.toml "
+                        f"found in the working directory. Pass --base-url (or OPENAI_BASE_URL) to send it, or list the URL "
+                        f"under [secrets] trusted_base_urls in {user_config_path()}."), file=sys.stderr)
+            key = None
         if not key:
             if self.base_url.rstrip("/") == DEFAULT_BASE_URL:
                 raise UsageError(f"--backend openai against {DEFAULT_BASE_URL} needs an API key in ${settings.api_key_env}; "

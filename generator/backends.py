@@ -82,6 +82,8 @@ class BackendSettings:
     """OpenAI-compatible endpoint (openai backend)."""
     api_key_env: str = "OPENAI_API_KEY"
     """Environment variable holding the API key (openai backend)."""
+    send_api_key: bool = True
+    """False: never send the key (the endpoint came from an auto-loaded ./tfcaf.toml; see GenerateConfig)."""
     timeout_s: float = 60.0
     """Per-request timeout in seconds (openai backend)."""
     max_retries: int = 3

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import math
 import os
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -21,6 +22,10 @@ from typing import Any, Mapping
 from tfcaf.errors import UsageError
 
 CONFIG_FILE = "tfcaf.toml"
+DERIVED = frozenset({"send_api_key"})
+"""Fields resolve() computes; a config file or the environment cannot set them."""
+USER_CONFIG = "tfcaf/config.toml"
+"""The user's own config, under $XDG_CONFIG_HOME (default ~/.config): `[secrets] trusted_base_urls = [...]`."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ class GenerateConfig:
     """Price in USD per million completion tokens."""
     store: str | None = None
     """Store directory (default $TFCAF_STORE or ./.tfcaf)."""
+    send_api_key: bool = True
+    """Derived, never set by a file or the environment: false when base_url or api_key_env came from a tfcaf.toml auto-loaded from the working directory (and the URL is not in trusted_base_urls of the user's own ~/.config/tfcaf/config.toml); the API key is then not sent."""
 
     @property
     def resolved_mode(self) -> str:
@@ -101,6 +108,12 @@ class GenerateConfig:
             value = getattr(self, name)
             if not lo <= value <= hi:
                 raise UsageError(f"--{name.replace('_', '-')} must be between {lo} and {hi}, got {value}.")
+        for name in ("temperature", "top_p", "timeout_s", "time_budget_s", "price_prompt", "price_completion"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise UsageError(f"--{name.replace('_', '-')} must be a finite number, got {value!r}.")
+        if self.price_prompt < 0 or self.price_completion < 0:
+            raise UsageError("--price-prompt and --price-completion must be >= 0.")
         if not 0.0 <= self.temperature <= 2.0 or not 0.0 < self.top_p <= 1.0:
             raise UsageError("--temperature must be in [0, 2] and --top-p in (0, 1].")
         if self.timeout_s <= 0 or self.time_budget_s < 0 or self.fitness_steps < 0:
@@ -167,7 +180,7 @@ def load_file(path: Path) -> dict[str, Any]:
     table = data.get("generate", {})
     if not isinstance(table, dict):
         raise UsageError(f"config file {path}: [generate] must be a table.")
-    known = {f.name for f in fields(GenerateConfig)}
+    known = {f.name for f in fields(GenerateConfig)} - DERIVED
     unknown = sorted(set(table) - known)
     if unknown:
         raise UsageError(f"config file {path}: unknown setting(s) {', '.join(unknown)} in [generate]; known: {', '.join(sorted(known))}.")
@@ -189,6 +202,8 @@ def resolve(flags: Mapping[str, Any], config_file: str | os.PathLike | None = No
             values[name] = _convert(name, value, f"config file {path}")
             sources[name] = f"config file {path}"
     for f in fields(GenerateConfig):
+        if f.name in DERIVED:
+            continue
         names = [f"TFCAF_{f.name.upper()}"] + (["OPENAI_BASE_URL"] if f.name == "base_url" else [])
         if f.name == "store":
             names = ["TFCAF_STORE"]
@@ -197,11 +212,45 @@ def resolve(flags: Mapping[str, Any], config_file: str | os.PathLike | None = No
                 values[f.name] = _convert(f.name, env[var], f"environment variable {var}")
                 sources[f.name] = f"env {var}"
                 break
-    known = {f.name for f in fields(GenerateConfig)}
+    known = {f.name for f in fields(GenerateConfig)} - DERIVED
     for name, value in flags.items():
         if name not in known:
             raise ValueError(f"unknown config field {name}")
         if value is not None:
             values[name] = value
             sources[name] = "flag"
+    auto = config_file is None and path is not None  # found in the working directory, not named by the user
+    untrusted = [name for name in ("base_url", "api_key_env") if auto and sources[name].startswith("config file")]
+    if untrusted and values.get("base_url") not in trusted_base_urls(env):
+        values["send_api_key"] = False
+        sources["send_api_key"] = f"derived: {' and '.join(untrusted)} from the auto-loaded {path}"
+    else:
+        sources["send_api_key"] = "derived"
     return GenerateConfig(**values).check(), sources
+
+
+def user_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """The user's own config file ($XDG_CONFIG_HOME/tfcaf/config.toml, default ~/.config/...)."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+    return Path(base) / USER_CONFIG
+
+
+def trusted_base_urls(env: Mapping[str, str] | None = None) -> set[str]:
+    """Endpoints the user approved, in their own config, to receive the API key even when a working
+    directory's tfcaf.toml names them (`[secrets] trusted_base_urls = ["https://..."]`). Unreadable or
+    malformed: none."""
+    path = user_config_path(env)
+    try:
+        import tomllib  # type: ignore[import-not-found]
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ModuleNotFoundError:
+            return set()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return set()
+    urls = data.get("secrets", {}).get("trusted_base_urls", []) if isinstance(data.get("secrets"), dict) else []
+    return {u for u in urls if isinstance(u, str)} if isinstance(urls, list) else set()

@@ -29,7 +29,7 @@ FITNESS_HOOK = "tfcaf.trainer.fitness:short_training_fitness"
 
 def backend_settings(config: GenerateConfig) -> BackendSettings:
     return BackendSettings(name=config.backend, model=config.model, base_url=config.base_url,
-                           api_key_env=config.api_key_env, timeout_s=config.timeout_s,
+                           api_key_env=config.api_key_env, send_api_key=config.send_api_key, timeout_s=config.timeout_s,
                            max_retries=config.max_retries, threads=config.threads)
 
 

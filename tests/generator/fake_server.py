@@ -26,6 +26,8 @@ class FakeServer:
     def __init__(self, behaviour: Behaviour) -> None:
         self.behaviour = behaviour
         self.requests: list[dict] = []
+        self.headers: list[dict[str, str]] = []
+        """The HTTP headers of each request (e.g. to see whether an Authorization header was sent)."""
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,6 +38,7 @@ class FakeServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 outer.requests.append(body)
+                outer.headers.append({k.lower(): v for k, v in self.headers.items()})
                 status, headers, payload = outer.behaviour(len(outer.requests), body)
                 if isinstance(payload, tuple) and payload[0] == "sleep":
                     time.sleep(payload[1])
