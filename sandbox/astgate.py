@@ -1,8 +1,11 @@
 """Layer 2, the AST gate: an allow-list of syntax, imports and names, checked before anything runs.
 
-Covers: node types (no classes, lambdas, generators, try/with, while, global/nonlocal, f-strings,
-decorators, nested functions), imports (only torch, torch.nn, torch.nn.functional, math; they are
-removed from the code and bound to safe namespaces), dunder and underscore names, names and attributes
+Covers: node types (no classes, lambdas, generators, try/with, while, global/nonlocal, f-strings
+outside assert messages, decorators, nested functions), imports (only torch, torch.nn,
+torch.nn.functional, math; they are removed from the code and bound to safe namespaces; `torch` is
+bound when the code uses it without an import, as QLLM's frame does), dunder names and underscore
+attributes (underscore *local* names such as `_helper` or `_` are fine: they are renamed before
+RestrictedPython, which refuses them), names and attributes
 known to lead out of the sandbox (frames, builtins, os, code loading), recursion, bounded `range`,
 the entry point's signature, `.item()` / `.tolist()` / random sampling / in-place ops.
 Does not cover: values (huge integers, memory bombs: the worker's limits), attribute access on
@@ -90,13 +93,13 @@ def _escape(reason: str, node: ast.AST | None = None) -> Rejection:
     return Rejection("escape", "ast", reason + where)
 
 
-def _check_name(name: str, node: ast.AST, what: str) -> None:
+def _check_name(name: str, node: ast.AST, what: str, allow_private: bool = False) -> None:
     if name.startswith("__") or name.endswith("__"):
         raise _escape(f"dunder {what} '{name}' is not allowed", node)
     if name in (ESCAPE_NAMES if what != "name" else ESCAPE_BUILTINS):
         raise _escape(f"{what} '{name}' is not allowed: it leads outside the sandbox", node)
-    if name.startswith("_"):
-        raise _static(f"{what} '{name}' starts with '_': underscore names are not allowed", node)
+    if name.startswith("_") and not allow_private:
+        raise _static(f"{what} '{name}' starts with '_': underscore attributes and imported names are not allowed", node)
     if name in RANDOM_NAMES:
         raise _static(f"'{name}' is random sampling: a credit function must be deterministic", node)
 
@@ -109,6 +112,7 @@ def _check_import(node: ast.Import | ast.ImportFrom, bindings: dict[str, str]) -
                 maker = _escape if root in IMPORT_ESCAPES else _static
                 raise maker(f"import of '{alias.name}' is not allowed (allowed: torch, torch.nn, torch.nn.functional, math)", node)
             if alias.asname:
+                _check_name(alias.asname, node, "import alias", allow_private=True)
                 bindings[alias.asname] = alias.name
             else:
                 bindings[alias.name.split(".")[0]] = alias.name.split(".")[0]
@@ -124,6 +128,8 @@ def _check_import(node: ast.Import | ast.ImportFrom, bindings: dict[str, str]) -
         if alias.name == "*":
             raise _static("'from ... import *' is not allowed", node)
         _check_name(alias.name, node, "imported name")
+        if alias.asname:
+            _check_name(alias.asname, node, "import alias", allow_private=True)
         bindings[alias.asname or alias.name] = f"{module}.{alias.name}"
 
 
@@ -195,13 +201,19 @@ def check_module(source: str) -> GateResult:
     except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
         raise _static(f"the code does not parse: {err}") from None
     bindings: dict[str, str] = {}
+    # f-strings are allowed only as assert messages (LLMs write them there); they are dropped below,
+    # after their names and attributes went through every check like the rest of the code
+    in_messages = {id(n) for a in ast.walk(tree) if isinstance(a, ast.Assert) and a.msg is not None for n in ast.walk(a.msg)}
+    params = {a.arg for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) for a in f.args.args + f.args.kwonlyargs}
     for node in ast.walk(tree):
+        if isinstance(node, (ast.JoinedStr, ast.FormattedValue)) and id(node) in in_messages:
+            continue
         if not isinstance(node, ALLOWED_NODES):
             raise _static(f"{type(node).__name__} is not allowed{_HINTS.get(type(node).__name__, '')}", node)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             _check_import(node, bindings)
         elif isinstance(node, ast.Name):
-            _check_name(node.id, node, "name")
+            _check_name(node.id, node, "name", allow_private=True)
         elif isinstance(node, ast.Attribute):
             _check_name(node.attr, node, "attribute")
             if node.attr in NO_SCALAR_NAMES:
@@ -209,11 +221,11 @@ def check_module(source: str) -> GateResult:
             if node.attr.endswith("_") and not node.attr.endswith("__"):
                 raise _static(f"in-place method '.{node.attr}' is not allowed: use the out-of-place form '.{node.attr[:-1]}'", node)
         elif isinstance(node, ast.arg):
-            _check_name(node.arg, node, "parameter")
+            _check_name(node.arg, node, "parameter", allow_private=True)
         elif isinstance(node, ast.keyword) and node.arg is not None:
-            _check_name(node.arg, node, "keyword")
+            _check_name(node.arg, node, "keyword", allow_private=node.arg in params)
         elif isinstance(node, ast.FunctionDef):
-            _check_name(node.name, node, "function name")
+            _check_name(node.name, node, "function name", allow_private=True)
             if node.decorator_list:
                 raise _static("decorators are not allowed", node)
             for default in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
@@ -263,7 +275,83 @@ def check_module(source: str) -> GateResult:
     for name in bindings:
         if name in functions:
             raise _static(f"'{name}' is both imported and defined")
+    _drop_formatted_messages(clean)
+    loaded = {n.id for n in ast.walk(clean) if isinstance(n, ast.Name)}
+    bindings = {k: v for k, v in bindings.items() if k in loaded}  # e.g. `from torch import Tensor` used only in hints
+    if "torch" not in bindings and _uses_free_torch(clean, functions):
+        bindings["torch"] = "torch"  # QLLM's frame supplies torch; so do we (the same safe namespace as `import torch`)
+    renames = _private_renames(clean, bindings)
+    if renames:
+        _apply_renames(clean, renames)
+        bindings = {renames.get(k, k): v for k, v in bindings.items()}
+        functions = [renames.get(f, f) for f in functions]
+    ast.fix_missing_locations(clean)
     return GateResult(clean, bindings, tuple(functions))
+
+
+def _drop_formatted_messages(tree: ast.AST) -> None:
+    """`assert cond, f"..."` -> `assert cond`: the message is for a person reading a traceback, and an
+    f-string would format (call __format__ on) computed objects inside the sandbox."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert) and node.msg is not None and any(isinstance(n, ast.JoinedStr) for n in ast.walk(node.msg)):
+            node.msg = None
+
+
+def _uses_free_torch(tree: ast.Module, functions: list[str]) -> bool:
+    """True when `torch` is read but never bound by the module (QLLM's published files have no import)."""
+    used = any(isinstance(n, ast.Name) and n.id == "torch" and isinstance(n.ctx, ast.Load) for n in ast.walk(tree))
+    bound = "torch" in functions or any(isinstance(n, ast.Name) and n.id == "torch" and isinstance(n.ctx, ast.Store)
+                                        for stmt in tree.body if not isinstance(stmt, ast.FunctionDef) for n in ast.walk(stmt))
+    return used and not bound
+
+
+def _private_renames(tree: ast.Module, bindings: dict[str, str]) -> dict[str, str]:
+    """Underscore names the gate let through (`_helper`, `_`, `_eps`) -> fresh plain names.
+
+    RestrictedPython refuses every name that starts with '_' (its own guards are such names, e.g.
+    `_getattr_`); renaming keeps that property exactly while accepting the way LLMs write helpers."""
+    taken: set[str] = set(bindings)
+    private: set[str] = set()
+    for node in ast.walk(tree):
+        for name in _names_of(node):
+            taken.add(name)
+            if name.startswith("_"):
+                private.add(name)
+    renames: dict[str, str] = {}
+    for name in sorted(private):
+        new, i = f"tfcaf_private{name}", 0
+        while new in taken:
+            i += 1
+            new = f"tfcaf_private{i}{name}"
+        taken.add(new)
+        renames[name] = new
+    return renames
+
+
+def _names_of(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.arg):
+        return [node.arg]
+    if isinstance(node, ast.FunctionDef):
+        return [node.name]
+    if isinstance(node, ast.keyword) and node.arg is not None:
+        return [node.arg]
+    if isinstance(node, ast.Attribute):
+        return [node.attr]
+    return []
+
+
+def _apply_renames(tree: ast.Module, renames: dict[str, str]) -> None:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in renames:
+            node.id = renames[node.id]
+        elif isinstance(node, ast.arg) and node.arg in renames:
+            node.arg = renames[node.arg]
+        elif isinstance(node, ast.FunctionDef) and node.name in renames:
+            node.name = renames[node.name]
+        elif isinstance(node, ast.keyword) and node.arg in renames:
+            node.arg = renames[node.arg]
 
 
 def _strip_annotations(tree: ast.AST) -> None:
@@ -293,7 +381,8 @@ _HINTS = {
     "Lambda": ": define a top-level helper function instead",
     "GeneratorExp": ": use a list comprehension",
     "Global": "", "Nonlocal": "",
-    "JoinedStr": " (f-strings): a credit function needs no strings",
+    "JoinedStr": " (f-strings) outside an assert message",
+    "FormattedValue": " (f-strings) outside an assert message",
     "Try": ": let errors surface",
     "With": "",
 }

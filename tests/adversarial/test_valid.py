@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from adversarial_corpus import VALID, header
+from adversarial_corpus import HERE, VALID, header
 
 
 def _representative() -> list[str]:
@@ -49,8 +49,16 @@ def _eager(text: str):
 
 
 def test_valid_corpus_headers() -> None:
-    assert len(VALID) >= 8
+    assert len(VALID) >= 30
     assert all(header(p).get("expect") == "accepted" for p in VALID)
+    tasks = {t for n, t in PAIRS}
+    assert {"matrix_climbing", "smac_3m", "mpe_simple_spread", "lbf_2s-8x8-2p-2f-coop"} <= tasks
+    texts = {p.name: p.read_text(encoding="utf-8") for p in VALID}
+    # the idioms issue 12 says must not be bounced for style
+    no_import = [n for n, t in texts.items() if not any(line.startswith(("import ", "from ")) for line in t.splitlines())]
+    assert any("lbf" in header(HERE / "valid" / n)["tasks"] for n in no_import)
+    assert any("def _" in t for t in texts.values()) and any("for _ in" in t for t in texts.values())
+    assert any(', f"' in t for t in texts.values()) and any("einsum" in t for t in texts.values())
 
 
 @pytest.mark.parametrize("name,task", PAIRS, ids=[f"{n.split('.')[0]}-{t}" for n, t in PAIRS])

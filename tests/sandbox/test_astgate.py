@@ -14,7 +14,8 @@ RET = "    return agents_q.sum(-1, keepdim=True)\n"
 
 
 def test_imports_are_removed_and_bound() -> None:
-    gate = check_module("import torch\nimport torch.nn.functional as F\nfrom math import sqrt as s\nimport torch.nn as nn\n" + HEAD + "    import math\n" + RET)
+    gate = check_module("import torch\nimport torch.nn.functional as F\nfrom math import sqrt as s\nimport torch.nn as nn\n" + HEAD + "    import math\n"
+                        "    y = torch.relu(F.relu(agents_q)) * s(math.pi) + nn.functional.relu(agents_q)\n" + RET)
     assert gate.bindings == {"torch": "torch", "F": "torch.nn.functional", "s": "math.sqrt", "nn": "torch.nn", "math": "math"}
     assert gate.functions == ("QLLMNetwork",)
     import ast
@@ -97,3 +98,64 @@ def test_annotations_are_stripped_and_asserts_allowed() -> None:
     assert fn.returns is None and all(a.annotation is None for a in fn.args.args)
     assert not any(isinstance(n, ast.AnnAssign) for n in ast.walk(gate.tree))
     assert any(isinstance(n, ast.Assert) for n in ast.walk(gate.tree))
+
+
+# -- style is not a gate (issue 12): accepted idioms, with every escape rule as strict as before -----
+
+def _names(gate) -> set[str]:
+    import ast as _ast
+
+    return {n.id for n in _ast.walk(gate.tree) if isinstance(n, _ast.Name)} | \
+        {f.name for f in gate.tree.body if isinstance(f, _ast.FunctionDef)}
+
+
+def test_underscore_locals_helpers_and_throwaway_are_renamed_not_refused():
+    gate = check_module("def _helper(x, _scale=1.0):\n    return x * _scale\n\n"
+                        "def QLLMNetwork(agents_q, global_state):\n    _eps = 1e-6\n    for _ in range(2):\n        _eps = _eps * 1.0\n"
+                        "    return _helper(agents_q, _scale=2.0).sum(-1, keepdim=True) + _eps\n")
+    assert not [n for n in _names(gate) if n.startswith("_")]
+    assert "tfcaf_private_helper" in gate.functions
+
+
+def test_renaming_never_collides_and_guards_stay_unreachable():
+    gate = check_module("def QLLMNetwork(agents_q, global_state):\n    tfcaf_private_x = 1.0\n    _x = 2.0\n"
+                        "    _getattr_ = 3.0\n    return agents_q.sum(-1, keepdim=True) * _x * tfcaf_private_x * _getattr_\n")
+    names = _names(gate)
+    assert "_getattr_" not in names and "tfcaf_private_getattr_" in names
+    assert "tfcaf_private_x" in names and "tfcaf_private1_x" in names
+
+
+@pytest.mark.parametrize("code,status", [
+    ("def QLLMNetwork(agents_q, global_state):\n    return agents_q._data.sum(-1, keepdim=True)\n", "static"),
+    ("def QLLMNetwork(agents_q, global_state):\n    return agents_q.__class__\n", "escape"),
+    ("def QLLMNetwork(agents_q, global_state):\n    assert True, f'{agents_q.__class__.__subclasses__()}'\n    return agents_q\n", "escape"),
+    ("def QLLMNetwork(agents_q, global_state):\n    assert True, f'{eval(1)}'\n    return agents_q\n", "escape"),
+    ("def QLLMNetwork(agents_q, global_state):\n    s = f'{agents_q}'\n    return agents_q\n", "static"),
+    ("import torch as __builtins__\ndef QLLMNetwork(agents_q, global_state):\n    return agents_q\n", "escape"),
+    ("from torch import _C\ndef QLLMNetwork(agents_q, global_state):\n    return agents_q\n", "escape"),
+    ("def QLLMNetwork(agents_q, global_state):\n    return agents_q.sum(-1, keepdim=True, _stacklevel=2)\n", "static"),
+])
+def test_escape_rules_stay_strict(code, status):
+    with pytest.raises(Rejection) as info:
+        check_module(code)
+    assert info.value.status == status, info.value.reason
+
+
+def test_fstring_assert_messages_are_dropped_before_execution():
+    import ast as _ast
+
+    gate = check_module("def QLLMNetwork(agents_q, global_state):\n    assert agents_q.dim() == 2, f'bad {agents_q.shape}'\n"
+                        "    assert True, 'kept'\n    return agents_q.sum(-1, keepdim=True)\n")
+    asserts = [n for n in _ast.walk(gate.tree) if isinstance(n, _ast.Assert)]
+    assert asserts[0].msg is None and isinstance(asserts[1].msg, _ast.Constant)
+    assert not [n for n in _ast.walk(gate.tree) if isinstance(n, _ast.JoinedStr)]
+
+
+def test_missing_import_torch_is_supplied_but_never_overrides_the_module():
+    gate = check_module("def QLLMNetwork(agents_q, global_state):\n    return torch.sum(agents_q, dim=1, keepdim=True)\n")
+    assert gate.bindings == {"torch": "torch"}
+    gate = check_module("torch = 2.0\ndef QLLMNetwork(agents_q, global_state):\n    return agents_q.sum(-1, keepdim=True) * torch\n")
+    assert "torch" not in gate.bindings
+    gate = check_module("import torch.nn.functional as F\nfrom torch import Tensor\n"
+                        "def QLLMNetwork(agents_q: Tensor, global_state: Tensor) -> Tensor:\n    return agents_q.sum(-1, keepdim=True)\n")
+    assert gate.bindings == {}  # only used in (stripped) annotations, or not at all
