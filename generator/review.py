@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from tfcaf.errors import TfcafError, UsageError
+from tfcaf.errors import RejectedError, TfcafError, UsageError
 from tfcaf.generator.rundir import RunDir
 
 VDN_BASELINE = '''import torch
@@ -62,12 +62,16 @@ def baseline(task: str, store: Path | None) -> tuple[str, str]:
     from tfcaf.approval import list_approved
     from tfcaf.store import store_dir
 
+    from tfcaf.files import read_text
+
     items = [m for m in list_approved(store) if m.get("task") == task]
     if items:
         latest = max(items, key=lambda m: str(m.get("approved_at")))
         path = store_dir(store) / "approved" / str(latest["name"]) / "source.py"
-        if path.is_file():
-            return f"approved:{latest['name']}", path.read_text(encoding="utf-8")
+        try:
+            return f"approved:{latest['name']}", read_text(path, "approved source", follow_symlinks=False)
+        except TfcafError:  # unreadable or forged: diff against VDN and say so in the label
+            return f"baseline:vdn (approved:{latest['name']} is unreadable)", VDN_BASELINE
     return "baseline:vdn", VDN_BASELINE
 
 
@@ -80,8 +84,19 @@ def unified(a: str, b: str, a_label: str, b_label: str) -> str:
                                           tofile=inert(b_label), n=3, lineterm=""))
 
 
+def _verdict(rundir: RunDir, cid: str) -> dict[str, Any]:
+    """The candidate's verdict, or {} with the reason when its file is malformed (the review goes on)."""
+    try:
+        return rundir.verdict(cid) or {}
+    except TfcafError as err:
+        return {"reasons": [f"unreadable verdict: {err}"]}
+
+
 def _source(rundir: RunDir, cid: str) -> str:
-    src = rundir.source(cid)
+    try:
+        src = rundir.source(cid)
+    except TfcafError as err:  # binary or oversized source.py: show why instead of the code
+        return f"# candidate {cid}: {err}\n"
     if src is None:
         if cid not in rundir.candidates():
             known = ", ".join(rundir.candidates()) or "none"
@@ -182,8 +197,11 @@ def graph_weights(graph: dict, card: Any, n: int = 4, seed: int = 0) -> list[lis
     module = load_graph(graph, "cpu")
     states = sample_states(card, n, seed)  # [n, S]
     agents_q = torch.zeros(n, card.n_agents, requires_grad=True)  # [n, N]
-    q_tot = module(agents_q, states)  # [n, 1]
-    (grad,) = torch.autograd.grad(q_tot.sum(), agents_q)  # [n, N]
+    try:
+        q_tot = module(agents_q, states)  # [n, 1]
+        (grad,) = torch.autograd.grad(q_tot.sum(), agents_q)  # [n, N]
+    except Exception as err:  # a forged graph that loads but fails (wrong shape, huge allocation, ...)
+        raise RejectedError(f"the graph fails on sample states ({type(err).__name__})") from None
     return [[round(float(v), 4) for v in row] for row in grad]
 
 
@@ -212,8 +230,11 @@ def render_html(rundir: RunDir, store: Path | None = None) -> str:
              f"<h1>Run {e(rundir.task)}/{e(rundir.run_id)}</h1>"]
     summary_path = rundir.path / "summary.json"
     if summary_path.is_file():
-        s = json.loads(summary_path.read_text(encoding="utf-8"))
-        s = s if isinstance(s, dict) else {}
+        try:
+            s = rundir.read_json("summary.json")
+        except TfcafError as err:  # a view of the events, never truth: say so and go on
+            parts.append(f"<p id='summary-error'>{e(err)}</p>")
+            s = {}
         parts.append(f"<p id='summary'>backend {e(s.get('backend'))}:{e(s.get('model'))}, mode {e(s.get('mode'))}; "
                      f"candidates {e(s.get('candidates'))}, accepted <b id='accepted'>{e(s.get('accepted'))}</b>, "
                      f"LLM calls {e(s.get('llm_calls'))}, tokens {e(_get(s.get('tokens'), 'total'))}</p>")
@@ -231,11 +252,13 @@ def render_html(rundir: RunDir, store: Path | None = None) -> str:
         label, base = baseline(rundir.task, store)
         src = _source(rundir, chosen)
         # split where Python splits (never str.splitlines: it breaks on \x0c, \x1c, NEL, U+2028 too)
-        table = difflib.HtmlDiff(wrapcolumn=72).make_table(source_lines(base), source_lines(src), e(inert(label)), e(inert(chosen)))
+        table = difflib.HtmlDiff(wrapcolumn=72).make_table(_clip(source_lines(base)), _clip(source_lines(src)),
+                                                           e(inert(label)), e(inert(chosen)))
         parts.append(f"<h2>Selected: <span id='selected'>{e(chosen)}</span> vs {e(label)}</h2>{table}")
-        verdict = rundir.verdict(chosen) or {}
+        verdict = _verdict(rundir, chosen)
         parts.append("<h3>Property results</h3><table id='properties'><tr><th>metric</th><th>value</th></tr>")
-        for k, v in sorted((verdict.get("metrics") or {}).items()):
+        metrics = verdict.get("metrics") if isinstance(verdict.get("metrics"), dict) else {}
+        for k, v in sorted(metrics.items()):
             if isinstance(v, (int, float, str, bool)):
                 parts.append(f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>")
         parts.append("</table>")
@@ -256,12 +279,23 @@ def render_html(rundir: RunDir, store: Path | None = None) -> str:
     parts.append("<h2>Rejected candidates</h2>")
     for r in rows:
         if r["verdict"] != "accepted":
-            verdict = rundir.verdict(r["cid"]) or {}
-            reasons = "<br>".join(e(str(x)) for x in verdict.get("reasons") or [])
+            verdict = _verdict(rundir, r["cid"])
+            raw = verdict.get("reasons") if isinstance(verdict.get("reasons"), list) else [verdict.get("reasons") or ""]
+            reasons = "<br>".join(e(x) for x in raw)
             parts.append(f"<details><summary>{e(r['cid'])}: {e(str(r['status']))}</summary><p>{reasons}</p>"
-                         f"<pre>{html.escape(source_text(rundir.source(r['cid']) or ''))}</pre></details>")
+                         f"<pre>{html.escape(source_text(_source(rundir, r['cid'])))}</pre></details>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+MAX_LINE_CHARS = 2000
+"""Longest source line shown in full on the page (the text gate allows 20 kB per candidate; a forged
+store file may hold more): longer lines are cut with a visible marker."""
+
+
+def _clip(lines: list[str]) -> list[str]:
+    return [ln if len(ln) <= MAX_LINE_CHARS else f"{ln[:MAX_LINE_CHARS]} ... [{len(ln) - MAX_LINE_CHARS} more characters]"
+            for ln in lines]
 
 
 def _fmt(value: Any, digits: int) -> str:
@@ -276,7 +310,18 @@ def _fmt(value: Any, digits: int) -> str:
 def write_html(rundir: RunDir, path: Path, store: Path | None = None) -> Path:
     path = Path(path)
     try:
-        path.write_text(render_html(rundir, store), encoding="utf-8")
+        page = render_html(rundir, store)
+    except TfcafError:
+        raise
+    except Exception as err:  # never lose the page: a plain one says what could not be rendered
+        from tfcaf.display import inert
+
+        page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><meta http-equiv='Content-Security-Policy' "
+                f"content=\"default-src 'none'\"><title>tfcaf review</title></head><body><h1>Run {html.escape(inert(rundir.run_id))}</h1>"
+                f"<p id='render-error'>the review page could not be rendered ({html.escape(type(err).__name__)}); "
+                "see `tfcaf review --json`.</p></body></html>")
+    try:
+        path.write_text(page, encoding="utf-8")
     except OSError as err:
         raise UsageError(f"cannot write {path}: {err.strerror}") from None
     return path

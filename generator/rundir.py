@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -132,32 +133,29 @@ class RunDir:
 
     # -- reading ---------------------------------------------------------------------------------
     def load_events(self) -> list[dict[str, Any]]:
-        """Every complete event, in order; a torn last line (a kill mid-write) is skipped."""
+        """Every complete event, in order; a torn last line (a kill mid-write) or any other line that
+        is not a JSON object with a string 'type' is skipped (tfcaf.files: binary or oversized logs
+        are a RejectedError naming the file)."""
+        from tfcaf.files import read_jsonl
+
         if not self.events_path.is_file():
             return []
-        out = []
-        with open(self.events_path, encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return out
+        return [e for e in read_jsonl(self.events_path, "event log") if isinstance(e.get("type"), str)]
 
     def events(self, kind: str) -> Iterator[dict[str, Any]]:
         return (e for e in self.load_events() if e.get("type") == kind)
 
     def read_json(self, name: str) -> Any:
-        return json.loads((self.path / name).read_text(encoding="utf-8"))
+        """A JSON object stored in the run (tfcaf.files: malformed content is one RejectedError)."""
+        from tfcaf.files import read_json
+
+        return read_json(self.path / name, f"run file {name}")
 
     def candidates(self) -> dict[str, dict[str, Any]]:
         """Candidate id -> its last candidate event (with critique and score merged in when present)."""
         out: dict[str, dict[str, Any]] = {}
         for e in self.load_events():
-            if e.get("type") == "candidate":
+            if e.get("type") == "candidate" and isinstance(e.get("cid"), str) and _CID.fullmatch(e["cid"]):
                 out[e["cid"]] = dict(e)
             elif e.get("type") == "critique" and e.get("cid") in out:
                 out[e["cid"]]["critique"] = e.get("critique")
@@ -166,20 +164,28 @@ class RunDir:
         return out
 
     def source(self, cid: str) -> str | None:
+        from tfcaf.files import read_text
+
         path = self.candidate_dir(cid) / "source.py"
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        return read_text(path, "candidate source") if _CID.fullmatch(cid) and path.is_file() else None
 
     def verdict(self, cid: str) -> dict[str, Any] | None:
+        from tfcaf.files import read_json
+
         path = self.candidate_dir(cid) / "verdict.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        return read_json(path, "verdict") if _CID.fullmatch(cid) and path.is_file() else None
 
     def selected(self) -> str | None:
         """The id of the run's final selection (the last 'selection' event), if any."""
         chosen = None
         for e in self.load_events():
             if e.get("type") == "selection":
-                chosen = e.get("selected")
+                chosen = e.get("selected") if isinstance(e.get("selected"), str) and _CID.fullmatch(e["selected"]) else None
         return chosen
+
+
+_CID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A candidate id as the loop writes them (r0-c1-a0); anything else in an event log is ignored."""
 
 
 def _json_default(obj: Any) -> Any:

@@ -15,7 +15,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from tfcaf.errors import InfrastructureError, MissingDependencyError, UsageError
+from tfcaf.errors import InfrastructureError, MissingDependencyError, RejectedError, UsageError
 from tfcaf.generator.backends import Backend, BackendSettings, make_backend
 from tfcaf.generator.config import GenerateConfig
 from tfcaf.generator.loop import FitnessFn, GenerateLoop, Progress, VetFn
@@ -61,7 +61,11 @@ def fitness_hook(steps: int) -> FitnessFn | None:
 def _open_resumed(store: Path, resume: str) -> tuple[GenerateConfig, RunDir]:
     rundir = RunDir.open(store, resume)
     stored = rundir.read_json("config.json")
-    return GenerateConfig(**stored["config"]).check(), rundir
+    try:
+        return GenerateConfig(**stored["config"]).check(), rundir
+    except (KeyError, TypeError) as err:  # a hand-edited or foreign config.json
+        raise RejectedError(f"run {rundir.run_id}: config.json does not hold a generate config ({type(err).__name__}); "
+                            "start a new run.") from None
 
 
 def _create_run(config: GenerateConfig, sources: dict[str, str] | None, store: Path, card: Any) -> RunDir:

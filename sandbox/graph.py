@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import operator
+import re
 from typing import Any
 
 from tfcaf.errors import RejectedError
@@ -269,6 +270,8 @@ def _check_arg(a: Any, known: set[str], constants: set[str], depth: int = 0) -> 
         return
     if isinstance(a, dict) and len(a) == 1:
         kind, v = next(iter(a.items()))
+        if not isinstance(v, str):
+            raise _bad(f"argument tag '{kind}' needs a string")
         ok = {"ref": lambda: v in known, "const": lambda: v in constants,
               "float": lambda: v in ("inf", "-inf", "nan"), "dtype": lambda: v in DTYPES,
               "device": lambda: isinstance(v, str) and v.split(":")[0] in ("cpu", "cuda"),
@@ -281,8 +284,16 @@ def _check_arg(a: Any, known: set[str], constants: set[str], depth: int = 0) -> 
     raise _bad(f"argument of type {type(a).__name__} is not allowed")
 
 
+_NODE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+"""Node and constant names: plain identifiers (export's own names are), so no name can alias an
+environment key such as the device slot or a 'const:' entry."""
+
+
 def load_graph(data: dict, device: str = "cpu") -> "torch.nn.Module":
     """Rebuild a graph in the trusted process; RejectedError on any unknown op or malformed data.
+
+    Every malformed input ends in RejectedError (never a TypeError or a RecursionError): a graph
+    comes from a worker or a store file, both untrusted.
 
     >>> import torch
     >>> g = {"format": FORMAT, "inputs": ["agents_q", "global_state"], "constants": {},
@@ -291,6 +302,17 @@ def load_graph(data: dict, device: str = "cpu") -> "torch.nn.Module":
     >>> load_graph(g)(torch.ones(4, 3), torch.zeros(4, 2)).tolist()
     [[3.0], [3.0], [3.0], [3.0]]
     """
+    try:
+        return _load_graph(data, device)
+    except RejectedError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError, RuntimeError,
+            RecursionError, MemoryError) as err:
+        raise _bad(f"malformed data ({type(err).__name__})") from None
+
+
+def _load_graph(data: dict, device: str = "cpu") -> "torch.nn.Module":
+    """load_graph without the catch-all (see there)."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise _bad(f"expected format '{FORMAT}'")
     if data.get("inputs") != ["agents_q", "global_state"]:
@@ -299,16 +321,22 @@ def load_graph(data: dict, device: str = "cpu") -> "torch.nn.Module":
     raw_nodes = data.get("nodes")
     if not isinstance(raw_consts, dict) or not isinstance(raw_nodes, list) or len(raw_nodes) > MAX_NODES:
         raise _bad("constants must be an object and nodes a list (at most %d)" % MAX_NODES)
-    if sum(math.prod(c.get("shape", [0])) if isinstance(c, dict) and isinstance(c.get("shape"), list) else 0
+    if sum(math.prod(c["shape"]) if isinstance(c, dict) and isinstance(c.get("shape"), list)
+           and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in c["shape"]) else 0
            for c in raw_consts.values()) > MAX_CONSTANT_ELEMENTS:
         raise _bad("constants too large")
-    constants = {str(k): _decode_constant(str(k), v) for k, v in raw_consts.items()}
+    for k in raw_consts:
+        if not _NODE_NAME.fullmatch(k):
+            raise _bad("constant names must be identifiers")
+    constants = {k: _decode_constant(k, v) for k, v in raw_consts.items()}
     known = {"agents_q", "global_state"}
     nodes: list[tuple[str, Any, Any, Any]] = []
     for node in raw_nodes:
         if not isinstance(node, dict) or not isinstance(node.get("name"), str) or not isinstance(node.get("op"), str):
             raise _bad("each node needs a name and an op")
         name, op = node["name"], node["op"]
+        if not _NODE_NAME.fullmatch(name):
+            raise _bad("node names must be identifiers")
         if name in known:
             raise _bad(f"node name '{name}' defined twice")
         args, kwargs = node.get("args", []), node.get("kwargs", {})
@@ -323,6 +351,6 @@ def load_graph(data: dict, device: str = "cpu") -> "torch.nn.Module":
         nodes.append((name, fn, args, kwargs))
         known.add(name)
     output = data.get("output")
-    if not (isinstance(output, dict) and set(output) == {"ref"} and output["ref"] in known):
+    if not (isinstance(output, dict) and set(output) == {"ref"} and isinstance(output["ref"], str) and output["ref"] in known):
         raise _bad("output must reference a node")
     return _make_module(data, nodes, constants, output, device)

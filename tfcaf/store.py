@@ -20,13 +20,23 @@ DEFAULT_STORE = ".tfcaf"
 
 
 def store_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """The store directory (not created)."""
+    """The store directory (not created); UsageError when the path exists and is not a directory."""
     if explicit:
-        return Path(explicit)
-    env = os.environ.get("TFCAF_STORE")
-    if env:
-        return Path(env)
-    return Path(DEFAULT_STORE)
+        path, origin = Path(explicit), "--store"
+    elif os.environ.get("TFCAF_STORE"):
+        path, origin = Path(os.environ["TFCAF_STORE"]), "$TFCAF_STORE"
+    else:
+        path, origin = Path(DEFAULT_STORE), "the default store"
+    try:
+        bad = path.exists() and not path.is_dir()
+    except (OSError, ValueError):
+        bad = True
+    if bad:
+        from tfcaf.display import inert
+        from tfcaf.errors import UsageError
+
+        raise UsageError(f"{origin} {inert(path)} is not a directory; point it at a store folder (it is created when missing).")
+    return path
 
 
 def new_run_id(prefix: str = "") -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tfcaf.errors import UsageError
+from tfcaf.errors import RejectedError, UsageError
 
 # Two-sided 95% Student-t quantiles for 1..30 degrees of freedom (beyond: 1.96).
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -43,22 +43,23 @@ def load_run(path: Path) -> RunCurve:
     prov_path, metrics_path = path / "provenance.json", path / "metrics.jsonl"
     if not prov_path.is_file() or not metrics_path.is_file():
         raise UsageError(f"{path} is not a training run directory (needs provenance.json and metrics.jsonl).")
-    prov = json.loads(prov_path.read_text())
+    from tfcaf.files import finite_number, read_json, read_jsonl  # store files are untrusted: one reader
+
+    prov = read_json(prov_path, "provenance")
+    if not isinstance(prov.get("task"), str) or not isinstance(prov.get("mixer"), str):
+        raise RejectedError(f"provenance {prov_path} has no task/mixer names; is it a training run?")
+    seed = prov.get("seed", 0)
     tests: dict[int, dict[str, Any]] = {}
-    for line in metrics_path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-        if rec.get("kind") == "test":
+    for rec in read_jsonl(metrics_path, "metrics log"):  # a line cut by a kill is skipped
+        if rec.get("kind") == "test" and finite_number(rec.get("env_steps")) and finite_number(rec.get("test_return_mean")):
             tests[int(rec["env_steps"])] = rec
     keys = sorted(tests)
     wins = [tests[k].get("test_win_rate") for k in keys]
     status_path = path / "status.json"
-    status = json.loads(status_path.read_text()).get("status", "unknown") if status_path.is_file() else "unknown"
-    return RunCurve(path, prov["task"], prov["mixer"], int(prov.get("seed", 0)), np.array(keys, dtype=float),
+    status = read_json(status_path, "run status").get("status", "unknown") if status_path.is_file() else "unknown"
+    return RunCurve(path, prov["task"], prov["mixer"], int(seed) if finite_number(seed) else 0, np.array(keys, dtype=float),
                     np.array([tests[k]["test_return_mean"] for k in keys], dtype=float),
-                    np.array([np.nan if w is None else w for w in wins], dtype=float), status)
+                    np.array([w if finite_number(w) else np.nan for w in wins], dtype=float), str(status))
 
 
 def expand_runs(items: list[str]) -> list[Path]:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import torch
 
-from tfcaf.errors import UsageError
+from tfcaf.errors import RejectedError, UsageError
 from tfcaf.provenance import versions
 from tfcaf.runtime import configure_torch
 from tfcaf.store import new_run_id, store_dir, write_atomic
@@ -102,9 +102,16 @@ class Run:
                steps: int | None = None) -> "Run":
         root = store_dir(store)
         path = find_run(run, root)
-        saved = json.loads((path / "config.json").read_text())
-        prov = json.loads((path / "provenance.json").read_text())
-        cfg = TrainConfig(**saved["config"])
+        from tfcaf.files import read_json  # store files are untrusted: one reader, one error line
+
+        saved = read_json(path / "config.json", "run config")
+        prov = read_json(path / "provenance.json", "provenance")
+        try:
+            cfg = TrainConfig(**saved["config"])
+            _ = (prov["task"], prov["mixer"], prov["device"], prov["mixer_hashes"])
+        except (KeyError, TypeError) as err:
+            raise RejectedError(f"run {path}: config.json / provenance.json are not a training run's ({type(err).__name__}); "
+                                "start a new run.") from None
         if steps is not None:
             cfg = cfg.replace(steps=steps)
         if not (path / "checkpoint.pt").is_file():

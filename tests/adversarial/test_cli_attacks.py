@@ -138,3 +138,12 @@ def test_non_finite_flags_are_usage_errors(tmp_path, flag, value):
     out = _cli("generate", "--task", "matrix_climbing", flag, value, "--show-config", cwd=tmp_path)
     _assert_clean(out)
     assert out.returncode == 2 and "finite" in out.stderr and out.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("verb", [["review", "x"], ["approved"], ["approve", "r:c"], ["train", "--task", "matrix_climbing", "--mixer", "tfcaf:x"]])
+def test_store_pointing_at_a_file_is_one_line(tmp_path, verb):
+    not_a_dir = tmp_path / "store.txt"
+    not_a_dir.write_text("x")
+    out = _cli(*verb, "--store", str(not_a_dir), cwd=tmp_path)
+    _assert_clean(out)
+    assert out.returncode == 2 and "is not a directory" in out.stderr and out.stderr.count("\n") == 1
