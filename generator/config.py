@@ -175,6 +175,8 @@ def load_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as err:
         raise UsageError(f"cannot read the config file {path}: {err.strerror}.") from None
+    except UnicodeDecodeError as err:
+        raise UsageError(f"config file {path} is not UTF-8 text (byte {err.start}).") from None
     except tomllib.TOMLDecodeError as err:
         raise UsageError(f"config file {path} is not valid TOML: {err}.") from None
     table = data.get("generate", {})

@@ -115,7 +115,10 @@ class Worker:
                 self.healthy = False
                 raise OverflowError("worker output exceeded the cap")
         line, _, self._buf = self._buf.partition(b"\n")
-        msg = json.loads(line)
+        try:
+            msg = json.loads(line)
+        except RecursionError:  # a hostile worker's deeply nested answer must not crash the trusted process
+            raise ValueError("worker message nested too deeply") from None
         if not isinstance(msg, dict):
             raise ValueError("worker message is not an object")
         return msg

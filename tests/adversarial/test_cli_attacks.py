@@ -147,3 +147,10 @@ def test_store_pointing_at_a_file_is_one_line(tmp_path, verb):
     out = _cli(*verb, "--store", str(not_a_dir), cwd=tmp_path)
     _assert_clean(out)
     assert out.returncode == 2 and "is not a directory" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_binary_generate_config_is_one_line(tmp_path):
+    (tmp_path / "tfcaf.toml").write_bytes(b"\xff\xfe\x00[generate]")
+    out = _cli("generate", "--task", "matrix_climbing", "--show-config", cwd=tmp_path)
+    _assert_clean(out)
+    assert out.returncode == 2 and "not UTF-8" in out.stderr
