@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from tfcaf.contract import ContractError, check_output
-from tfcaf.sandbox.verdict import Rejection
+from tfcaf.states import state_bounds
+from tfcaf.verdict import Rejection
 from tfcaf.tasks.card import TaskCard
 
 PATTERNS = ("uniform", "edge", "zeros", "low", "high", "dead_all", "dead_some", "real")
@@ -87,9 +88,7 @@ class Sampler:
         import torch
 
         self.card, self.options = card, options
-        b = options.state_bound
-        self.low = torch.tensor([max(-b, min(b, v)) for v in card.state_low], dtype=torch.float32)  # [S]
-        self.high = torch.tensor([max(-b, min(b, v)) for v in card.state_high], dtype=torch.float32)  # [S]
+        self.low, self.high = state_bounds(card, options.state_bound)  # [S], [S]
         self.real = real_states if real_states is not None and len(real_states) else None  # [M, S]
 
     def states(self, gen: Any, b: int, pattern: str) -> Any:

@@ -28,7 +28,7 @@ from typing import Any
 from tfcaf.errors import RejectedError
 from tfcaf.sandbox.astgate import check_module
 from tfcaf.sandbox.textgate import extract_source
-from tfcaf.sandbox.verdict import Rejection, Verdict, infrastructure, rejected
+from tfcaf.verdict import Rejection, Verdict, infrastructure, rejected
 from tfcaf.tasks.card import TaskCard
 
 MAX_RESULT_BYTES = 32 * 1024 * 1024
@@ -205,6 +205,7 @@ def _graph_check(graph: Any, card: TaskCard) -> tuple[str | None, dict]:
     import torch
 
     from tfcaf.sandbox.graph import graph_digest, load_graph
+    from tfcaf.states import uniform_states
 
     try:
         module = load_graph(graph)
@@ -212,9 +213,7 @@ def _graph_check(graph: Any, card: TaskCard) -> tuple[str | None, dict]:
         return str(err), {}
     gen = torch.Generator().manual_seed(7)
     q = (torch.randn(256, card.n_agents, generator=gen) * 10).requires_grad_(True)
-    low = torch.tensor(card.state_low).clamp(-1e3, 1e3)
-    high = torch.tensor(card.state_high).clamp(-1e3, 1e3)
-    s = low + torch.rand(256, card.state_dim, generator=gen) * (high - low)
+    s = uniform_states(card, 256, gen)  # [256, S]
     try:
         out = module(q, s)
         if tuple(out.shape) != (256, 1) or not bool(torch.isfinite(out).all()):

@@ -129,7 +129,7 @@ def QLLMNetwork(agents_q, global_state):
 
 def _classify(err: BaseException, stage: str) -> dict:
     from tfcaf.sandbox.namespace import BlockedAttribute
-    from tfcaf.sandbox.verdict import Rejection
+    from tfcaf.verdict import Rejection
 
     if isinstance(err, Rejection):
         return err.verdict().to_json()
@@ -160,7 +160,8 @@ def run_pipeline(source: str, card: Any, options: dict, states: Any, on_start: A
     from tfcaf.sandbox.export import export_graph
     from tfcaf.sandbox.graph import load_graph
     from tfcaf.sandbox.namespace import load_candidate
-    from tfcaf.sandbox.verdict import Rejection
+    from tfcaf.states import uniform_states
+    from tfcaf.verdict import Rejection
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -185,8 +186,7 @@ def run_pipeline(source: str, card: Any, options: dict, states: Any, on_start: A
         gen = torch.Generator().manual_seed(12345)
         for b in (2, 7, 64, int(options.get("production_batch", 3200))):
             q = torch.randn(b, card.n_agents, generator=gen) * 10.0
-            s = torch.tensor(card.state_low).clamp(-1e3, 1e3) + torch.rand(b, card.state_dim, generator=gen) * (
-                torch.tensor(card.state_high).clamp(-1e3, 1e3) - torch.tensor(card.state_low).clamp(-1e3, 1e3))
+            s = uniform_states(card, b, gen)  # [B, S]
             if real is not None and b <= real.shape[0]:
                 s = real[:b]
             with torch.no_grad():

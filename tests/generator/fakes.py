@@ -9,7 +9,7 @@ import json
 from typing import Any, Callable
 
 from tfcaf.generator.backends import Completion
-from tfcaf.sandbox.verdict import Verdict
+from tfcaf.verdict import Verdict
 
 GOOD_CODE = """```python
 import torch
