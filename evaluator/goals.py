@@ -211,3 +211,14 @@ def achieved(verdict: Any, card: Any, measures: Mapping[str, Any] | None = None)
     metrics.update(dict(measures or {}))
     fitness = _num(metrics, "fitness")
     return sorted(g for g in candidate_goals(card, fitness) if check(g, verdict, card, measures))
+
+
+def default_goals(card: Any) -> list[str]:
+    """The goals a generate prompt requests when the user names none: what a good credit function for
+    the task does beyond passing the gates."""
+    out = ["finite", "batch_independent"]
+    if card is not None and card.requires_igm:
+        out.append("igm_monotone")
+    if card is not None and card.alive is not None:
+        out.append("masks_dead_agents")
+    return out + ["state_dependent", "not_vdn"]

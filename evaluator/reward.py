@@ -105,8 +105,9 @@ def tiered_reward(verdict: Any, card: Any = None, *, measures: Mapping[str, Any]
                   weights: Mapping[str, float] = WEIGHTS) -> Reward:
     """The reward of one candidate from its verdict (a `Verdict` or its JSON) and optional measures.
 
-    `measures` (or the verdict's metrics, as a fallback) may hold `micro` (the micro-task score from
-    `microtasks.micro_score`), `fitness` and `multiseed`, each in [0, 1]. `card` is accepted for
+    `measures` (or the verdict's metrics, as a fallback) may hold `micro_score` (or `micro`: the
+    micro-task score from `microtasks.run_checks`), `fitness` and `multiseed`, each a number in [0, 1]
+    (anything else is "not measured"). `card` is accepted for
     symmetry with `goals.check` (the tiers do not depend on it). Equal verdicts and measures give
     equal rewards. Raises NoReward for an infrastructure failure.
     """
@@ -122,7 +123,11 @@ def tiered_reward(verdict: Any, card: Any = None, *, measures: Mapping[str, Any]
         metrics = dict(_field(verdict, "metrics") or {})
         given = dict(measures or {})
         for name in ("micro", "fitness", "multiseed"):
-            value = _unit(given[name]) if name in given else _unit(metrics.get(f"{name}_score", metrics.get(name)))
+            value = None
+            for source in (given, metrics):  # measures first; `<name>_score` before `<name>`
+                for key in (f"{name}_score", name):
+                    if value is None and key in source:
+                        value = _unit(source[key])
             if value is not None:
                 vector[name] = value
                 measured.append(name)

@@ -43,7 +43,7 @@ def candidate_rows(rundir: RunDir) -> list[dict[str, Any]]:
             "cid": cid, "round": e.get("round"), "slot": e.get("slot"), "attempt": e.get("attempt"),
             "verdict": e.get("verdict"), "status": e.get("status"), "stage": e.get("stage"),
             "reason": (e.get("reasons") or [""])[0], "score": (e.get("score") or {}).get("total"),
-            "critic": critique.get("mean"), "advice": critique.get("advice"), "selected": cid == selected,
+            "judge": critique.get("mean"), "advice": critique.get("advice"), "selected": cid == selected,
             "metrics": {k: (e.get("metrics") or {}).get(k) for k in _METRICS if k in (e.get("metrics") or {})},
         })
     return rows
@@ -88,13 +88,13 @@ def print_review(rundir: RunDir, diff: tuple[str, str] | None = None, store: Pat
     con = Console()
     rows = candidate_rows(rundir)
     table = Table(title=f"run {rundir.task}/{rundir.run_id}")
-    for col in ("candidate", "verdict", "status", "score", "critic", "reason / advice"):
+    for col in ("candidate", "verdict", "status", "score", "judge", "reason / advice"):
         table.add_column(col, overflow="fold")
     for r in rows:
         style = "bold green" if r["selected"] else ("green" if r["verdict"] == "accepted" else "red")
         note = r["reason"] or (r["advice"] or "")
         table.add_row(("* " if r["selected"] else "") + r["cid"], str(r["verdict"]), str(r["status"]),
-                      "" if r["score"] is None else f"{r['score']:.3f}", "" if r["critic"] is None else f"{r['critic']:.2f}",
+                      "" if r["score"] is None else f"{r['score']:.3f}", "" if r["judge"] is None else f"{r['judge']:.2f}",
                       note[:160], style=style)
     con.print(table)
     if diff:
@@ -164,13 +164,13 @@ def render_html(rundir: RunDir, store: Path | None = None) -> str:
                      f"candidates {s.get('candidates')}, accepted <b id='accepted'>{s.get('accepted')}</b>, "
                      f"LLM calls {s.get('llm_calls')}, tokens {(s.get('tokens') or {}).get('total')}</p>")
     parts.append("<h2>Candidates</h2><table id='candidates'><tr><th>candidate</th><th>verdict</th><th>status</th>"
-                 "<th>stage</th><th>score</th><th>critic</th><th>properties</th><th>reason / advice</th></tr>")
+                 "<th>stage</th><th>score</th><th>judge</th><th>properties</th><th>reason / advice</th></tr>")
     for r in rows:
         cls = ("accepted" if r["verdict"] == "accepted" else "rejected") + (" sel" if r["selected"] else "")
         metrics = ", ".join(f"{k}={v:.3g}" for k, v in r["metrics"].items() if isinstance(v, (int, float)))
         parts.append(f"<tr class='{cls}' data-cid='{e(r['cid'])}'><td>{'&#9733; ' if r['selected'] else ''}{e(r['cid'])}</td>"
                      f"<td class='v'>{e(str(r['verdict']))}</td><td>{e(str(r['status']))}</td><td>{e(str(r['stage']))}</td>"
-                     f"<td>{_fmt(r['score'], 3)}</td><td>{_fmt(r['critic'], 2)}</td><td>{e(metrics)}</td>"
+                     f"<td>{_fmt(r['score'], 3)}</td><td>{_fmt(r['judge'], 2)}</td><td>{e(metrics)}</td>"
                      f"<td>{e(r['reason'] or r['advice'] or '')}</td></tr>")
     parts.append("</table>")
     if chosen is not None:

@@ -127,6 +127,23 @@ class RunDir:
             write_atomic(path, blob)
         return pid
 
+    def save_schema(self, schema: dict[str, Any]) -> str:
+        """Store a JSON schema once under prompts/schema-<sha256>.json; returns its sha256."""
+        blob = json.dumps(schema, sort_keys=True, ensure_ascii=True)
+        sid = hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        path = self.path / "prompts" / f"schema-{sid[:16]}.json"
+        if not path.exists():
+            write_atomic(path, blob)
+        return sid
+
+    def prompt(self, pid: str) -> list[Message] | None:
+        """The messages of a stored prompt id, or None."""
+        path = self.path / "prompts" / f"{pid}.json"
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, list) else None
+
     def candidate_dir(self, cid: str) -> Path:
         return self.path / "candidates" / cid
 
@@ -163,6 +180,9 @@ class RunDir:
                 out[e["cid"]]["critique"] = e.get("critique")
             elif e.get("type") == "score" and e.get("cid") in out:
                 out[e["cid"]]["score"] = e.get("score")
+                for key in ("reward", "achieved", "fitness"):
+                    if key in e:
+                        out[e["cid"]][key] = e[key]
         return out
 
     def source(self, cid: str) -> str | None:

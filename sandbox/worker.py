@@ -27,22 +27,16 @@ PR_SET_NO_NEW_PRIVS = 38
 
 
 def card_to_dict(card: Any) -> dict:
-    import dataclasses
+    """The card as strict JSON data (the one serialisation: tfcaf.tasks.card.card_to_json)."""
+    from tfcaf.tasks.card import card_to_json
 
-    return dataclasses.asdict(card)
+    return card_to_json(card)
 
 
 def card_from_dict(data: dict) -> Any:
-    from tfcaf.tasks.card import AliveFlag, Feature, StateSlice, TaskCard
+    from tfcaf.tasks.card import card_from_json
 
-    d = dict(data)
-    d["state_slices"] = tuple(StateSlice(**s) for s in d["state_slices"])
-    d["features"] = tuple(Feature(**f) for f in d.get("features", ()))
-    d["alive"] = None if d.get("alive") is None else AliveFlag(**{**d["alive"], "columns": tuple(d["alive"]["columns"])})
-    for key in ("action_meanings", "notes", "reward_range"):
-        if key in d:
-            d[key] = tuple(d[key])
-    return TaskCard(**d)
+    return card_from_json(data)
 
 
 def _isolate_network() -> bool:

@@ -68,7 +68,7 @@ class ScriptedLLM:
         return [r for r in self.requests if "strict reviewer" not in r[0][0]["content"]]
 
 
-def critic_answer(score: int = 7, advice: str = "weight agents near enemies more") -> str:
+def judge_answer(score: int = 7, advice: str = "weight agents near enemies more") -> str:
     return json.dumps({"scores": {"credit_logic": score, "state_use": score, "robustness": score, "simplicity": score},
                        "advice": advice})
 
