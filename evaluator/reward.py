@@ -143,3 +143,17 @@ def reward_or_none(verdict: Any, card: Any = None, **kwargs: Any) -> Reward | No
         return tiered_reward(verdict, card, **kwargs)
     except NoReward:
         return None
+
+
+def goal_reward(total: float, goal: "list[str] | tuple[str, ...]", achieved: "list[str] | tuple[str, ...]") -> float:
+    """The goal-conditioned reward of a row: `total * (1 + hit / len(goal)) / 2`, where `hit` counts the
+    requested goals achieved; `total` itself when no goal was requested or every one was met. In [0, 1],
+    never above the tiered reward, monotone in both the tier and the goals met.
+
+    >>> goal_reward(0.6, ["finite", "not_vdn"], ["finite"])
+    0.45
+    """
+    if not goal:
+        return round(total, 6)
+    hit = sum(1 for g in goal if g in set(achieved))
+    return round(total * (1.0 + hit / len(goal)) / 2.0, 6)

@@ -72,7 +72,6 @@ class LocalBackend:
         self.path = path
         self.sha256_cache = settings.sha256_cache
         params = xllamacpp.CommonParams()
-        self._defaults = effective_defaults(params)
         params.model.path = str(path)
         params.cpuparams.n_threads = max(1, settings.threads)
         params.cpuparams_batch.n_threads = max(1, settings.threads)
@@ -83,6 +82,7 @@ class LocalBackend:
         params.warmup = False
         params.verbosity = -1  # llama.cpp logs to stderr and would break the progress bar
         params.hostnames = ["127.0.0.1"]
+        self._defaults = effective_defaults(params)
         try:
             self._server = xllamacpp.Server(params)
         except Exception as err:  # the binding raises plain exceptions for unreadable models
@@ -90,7 +90,7 @@ class LocalBackend:
 
     def complete(self, messages: list[Message], **sampling: Any) -> Completion:
         # logprobs: the chosen token's log-probability per generated token (datasets for TBRM / CORY)
-        request: dict[str, Any] = {"messages": list(messages), "stream": False, "logprobs": True, "top_logprobs": 0}
+        request: dict[str, Any] = {"messages": list(messages), "stream": False, "logprobs": True, "top_logprobs": 1}
         for key in ("temperature", "top_p", "max_tokens", "seed"):
             if sampling.get(key) is not None:
                 request[key] = sampling[key]

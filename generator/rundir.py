@@ -159,9 +159,11 @@ class RunDir:
                 if not line:
                     continue
                 try:
-                    out.append(json.loads(line))
+                    event = json.loads(line)
                 except json.JSONDecodeError:
                     continue
+                if isinstance(event, dict):  # a store file is data: anything but an object is skipped
+                    out.append(event)
         return out
 
     def events(self, kind: str) -> Iterator[dict[str, Any]]:
@@ -174,7 +176,7 @@ class RunDir:
         """Candidate id -> its last candidate event (with critique and score merged in when present)."""
         out: dict[str, dict[str, Any]] = {}
         for e in self.load_events():
-            if e.get("type") == "candidate":
+            if e.get("type") == "candidate" and isinstance(e.get("cid"), str):
                 out[e["cid"]] = dict(e)
             elif e.get("type") == "critique" and e.get("cid") in out:
                 out[e["cid"]]["critique"] = e.get("critique")
