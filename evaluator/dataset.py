@@ -47,7 +47,7 @@ HISTOGRAM_BINS = 10
 
 
 def _runs(store: Path, refs: Iterable[str] | None) -> list[Any]:
-    from tfcaf.generator.rundir import RunDir
+    from tfcaf.rundir import RunDir
 
     if refs:
         return [RunDir.open(store, r) for r in refs]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from tfcaf.contract import ContractError, check_output
+from tfcaf.contract import vdn as contract_vdn
 from tfcaf.states import state_bounds
 from tfcaf.verdict import Rejection
 from tfcaf.tasks.card import TaskCard
@@ -307,7 +308,7 @@ class PropertySuite:
         _, s2 = self.batch(102, "uniform", "normal", 10.0, 64)
         out1, g1 = _grad_of(self.fn, q, s1)
         _, g2 = _grad_of(self.fn, q, s2)
-        vdn = q.sum(dim=1, keepdim=True)  # [B, 1]
+        vdn = contract_vdn(q)  # [B, 1]
         metrics = {
             "vdn_distance": _num(float((out1.detach() - vdn).abs().mean() / (vdn.abs().mean() + 1e-8))),
             "state_dependence": _num(float((g1 - g2).abs().mean() / (g1.abs().mean() + 1e-8))) if g1 is not None and g2 is not None else None,

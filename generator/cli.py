@@ -145,7 +145,7 @@ def register(app: typer.Typer) -> None:
         """Show a run's candidates with verdicts and scores, and the selected one as a diff against the
         task's approved function (or a VDN baseline)."""
         from tfcaf.generator import review as review_mod
-        from tfcaf.generator.rundir import RunDir
+        from tfcaf.rundir import RunDir
         from tfcaf.store import store_dir
 
         rundir = RunDir.open(store_dir(store), run)
@@ -166,7 +166,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Approve an accepted candidate: store its source, compiled graph and a manifest with their hashes."""
         from tfcaf.approval import approve as do_approve
-        from tfcaf.generator.rundir import RunDir
+        from tfcaf.rundir import RunDir
         from tfcaf.store import store_dir
 
         run, sep, cid = ref.rpartition(":")

@@ -19,16 +19,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from tfcaf.contract import VDN_SOURCE
 from tfcaf.errors import UsageError
-from tfcaf.generator.rundir import RunDir
+from tfcaf.rundir import RunDir
 
-VDN_BASELINE = '''import torch
-
-
-def QLLMNetwork(agents_q, global_state):
-    """VDN: every agent gets credit 1."""
-    return torch.sum(agents_q, dim=1, keepdim=True)  # [B, 1]
-'''
+VDN_BASELINE = VDN_SOURCE
 
 _METRICS = ("state_dependence", "dead_agent_credit", "vdn_distance", "mono_min_grad")
 

@@ -177,9 +177,10 @@ def card_to_json(card: TaskCard) -> dict:
     JSON has no Infinity). `card_from_json` inverts it.
 
     >>> from tfcaf.tasks.registry import get_card
-    >>> c = get_card("smac_3m")
-    >>> card_from_json(card_to_json(c)) == c
-    True
+    >>> c = get_card("smac_3m")  # reward_range (0, 2)
+    >>> data = card_to_json(c)
+    >>> card_to_json(card_from_json(data)) == data, data["reward_range"]
+    (True, [0.0, 2.0])
     """
     import dataclasses
 
