@@ -89,7 +89,7 @@ def identity(backend: Any) -> dict[str, Any]:
 
 @runtime_checkable
 class Backend(Protocol):
-    """What the generate loop and the critic need from an LLM."""
+    """What the generate loop and the judge need from an LLM."""
 
     name: str
     model: str
