@@ -141,7 +141,7 @@ def _uses_feature(f: Mapping[str, Any], card: Any, arg: str | None) -> bool:
 GOALS: dict[str, Goal] = {g.id: g for g in (
     Goal("all_gates", "pass the text gate, the AST allow-list and the restricted load",
          lambda f, c, a: f["tier"] >= 0),
-    Goal("contract", "run and return a finite [B, 1] tensor of the inputs' dtype",
+    Goal("contract", "run and return a [B, 1] tensor of the inputs' dtype and device",
          lambda f, c, a: f["tier"] >= 1),
     Goal("finite", "stay finite (outputs and gradients) on every tested state, including extreme Q values",
          lambda f, c, a: _accepted(f)),
