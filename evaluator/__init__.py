@@ -1,1 +1,1 @@
-"""Evaluator: property tests, the evaluator LLM (critic), scoring and selection."""
+"""Evaluator: property tests, the judge (evaluator LLM), the tiered reward, goals, selection and datasets."""

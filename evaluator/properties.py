@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from tfcaf.contract import ContractError, check_output
-from tfcaf.sandbox.verdict import Rejection
+from tfcaf.contract import vdn as contract_vdn
+from tfcaf.states import state_bounds
+from tfcaf.verdict import Rejection
 from tfcaf.tasks.card import TaskCard
 
 PATTERNS = ("uniform", "edge", "zeros", "low", "high", "dead_all", "dead_some", "real")
@@ -87,9 +89,7 @@ class Sampler:
         import torch
 
         self.card, self.options = card, options
-        b = options.state_bound
-        self.low = torch.tensor([max(-b, min(b, v)) for v in card.state_low], dtype=torch.float32)  # [S]
-        self.high = torch.tensor([max(-b, min(b, v)) for v in card.state_high], dtype=torch.float32)  # [S]
+        self.low, self.high = state_bounds(card, options.state_bound)  # [S], [S]
         self.real = real_states if real_states is not None and len(real_states) else None  # [M, S]
 
     def states(self, gen: Any, b: int, pattern: str) -> Any:
@@ -308,7 +308,7 @@ class PropertySuite:
         _, s2 = self.batch(102, "uniform", "normal", 10.0, 64)
         out1, g1 = _grad_of(self.fn, q, s1)
         _, g2 = _grad_of(self.fn, q, s2)
-        vdn = q.sum(dim=1, keepdim=True)  # [B, 1]
+        vdn = contract_vdn(q)  # [B, 1]
         metrics = {
             "vdn_distance": _num(float((out1.detach() - vdn).abs().mean() / (vdn.abs().mean() + 1e-8))),
             "state_dependence": _num(float((g1 - g2).abs().mean() / (g1.abs().mean() + 1e-8))) if g1 is not None and g2 is not None else None,

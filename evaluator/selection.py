@@ -1,10 +1,15 @@
-"""Selection: one number per accepted candidate from the property results, the evaluator's scores and an
-optional short-training fitness; the best accepted candidate wins.
+"""Selection: the best accepted candidate by its tiered reward; the judge only breaks ties.
 
-Only accepted candidates are ranked (the property gates decide acceptance; nothing here can overrule
-them). Each component is mapped to [0, 1]; missing components drop out and the remaining weights are
-renormalised, so a run without a critic ranks by the properties alone. Ties go to the earlier candidate,
-so selection is deterministic.
+Only accepted candidates are ranked (the gates decide acceptance; nothing here can overrule them).
+Candidates are compared on `reward.total` (evaluator/reward.py): one fixed formula, so totals compare
+across candidates and runs, and a malformed judge answer changes nothing.
+
+How the judge's score is used: measured on real runs of the embedded model (SmolLM2-135M), the
+judge's mean score had no usable rank agreement with the measured tiers (see README, "Dataset":
+Spearman's rho between judge mean and tiered reward over accepted candidates, and it answered malformed
+or all-ones most of the time). So it gets no weight in the reward; it breaks exact ties of the reward
+only when `judge_tiebreak` is on (default), and `rank_agreement` lets anyone re-measure it. Remaining
+ties go to the earlier candidate, so selection is deterministic.
 """
 
 from __future__ import annotations
@@ -13,70 +18,77 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-SOFT_QUALITIES: dict[str, tuple[str, float]] = {
-    # metric name -> (direction, scale): 'high' maps v to v/scale, 'low' to 1 - v/scale, clipped to [0, 1]
-    "state_dependence": ("high", 1.0),
-    "dead_agent_credit": ("low", 1.0),
-}
-"""Soft qualities the vetter measures (reported, not gated) that selection rewards when present."""
+TIE = 1e-9
 
 
 @dataclass(frozen=True)
-class SelectionWeights:
-    """How much each component counts (renormalised over the components a candidate has)."""
+class SelectionPolicy:
+    """How the selected candidate is chosen among accepted ones."""
 
-    properties: float = 0.4
-    critic: float = 0.4
-    fitness: float = 0.2
-
-
-def property_score(metrics: dict[str, Any], has_alive: bool = True) -> float:
-    """Soft qualities in [0, 1]; 0.5 when none was measured (every accepted candidate passed the gates).
-    Without an alive flag on the task (`has_alive=False`) dead-agent credit means nothing and is ignored."""
-    parts = []
-    for name, (direction, scale) in SOFT_QUALITIES.items():
-        if not has_alive and name.startswith("dead_"):
-            continue
-        value = (metrics or {}).get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            v = min(1.0, max(0.0, float(value) / scale))
-            parts.append(v if direction == "high" else 1.0 - v)
-    return sum(parts) / len(parts) if parts else 0.5
+    judge_tiebreak: bool = True
+    """Break exact ties of the tiered reward by the judge's mean score (candidates without one rank last among the tied)."""
 
 
-def combined_score(metrics: dict[str, Any], critic_mean: float | None, fitness: float | None,
-                   weights: SelectionWeights = SelectionWeights(), has_alive: bool = True) -> dict[str, float]:
-    """{'properties', 'critic'?, 'fitness'?, 'total'}; critic_mean and fitness already in [0, 1]."""
-    parts = {"properties": property_score(metrics, has_alive)}
-    if critic_mean is not None:
-        parts["critic"] = min(1.0, max(0.0, critic_mean))
-    if fitness is not None and math.isfinite(fitness):
-        parts["fitness"] = min(1.0, max(0.0, fitness))
-    w = {k: getattr(weights, k) for k in parts}
-    norm = sum(w.values()) or 1.0
-    parts["total"] = sum(parts[k] * w[k] for k in w) / norm
-    return {k: round(v, 6) for k, v in parts.items()}
+def _total(item: dict[str, Any]) -> float:
+    reward = item.get("reward")
+    if isinstance(reward, dict):
+        reward = reward.get("total")
+    if reward is None:  # old runs: the score event's total
+        reward = (item.get("score") or {}).get("total")
+    try:
+        value = float(reward)
+    except (TypeError, ValueError):
+        return -math.inf
+    return value if math.isfinite(value) else -math.inf
 
 
-def select(candidates: Sequence[dict[str, Any]], weights: SelectionWeights = SelectionWeights()) -> str | None:
-    """The id of the best accepted candidate: each item has 'cid', 'accepted' and 'score' (the parts from
-    `combined_score`), in generation order; None when none was accepted.
+def select(candidates: Sequence[dict[str, Any]], policy: SelectionPolicy = SelectionPolicy()) -> str | None:
+    """The id of the best accepted candidate, or None when none was accepted.
 
-    Candidates are compared on the components that EVERY accepted candidate has (a candidate whose
-    critique was skipped or malformed is not ranked against another one's critic score), re-weighted.
+    Each item has 'cid', 'accepted', 'reward' (a Reward JSON or its total) and optionally 'judge'
+    (the judge's mean in [0, 1]), in generation order.
+
+    >>> select([{"cid": "a", "accepted": True, "reward": 0.5}, {"cid": "b", "accepted": True, "reward": 0.7}])
+    'b'
     """
-    accepted = [c for c in candidates if c.get("accepted")]
-    if not accepted:
-        return None
-    parts = [p for p in ("properties", "critic", "fitness") if all(p in (c.get("score") or {}) for c in accepted)]
-    best, best_total = None, -math.inf
-    for item in accepted:
-        score = item.get("score") or {}
-        if parts:
-            norm = sum(getattr(weights, p) for p in parts) or 1.0
-            total = sum(float(score[p]) * getattr(weights, p) for p in parts) / norm
-        else:
-            total = float(score.get("total", 0.0))
-        if total > best_total + 1e-12:
-            best, best_total = item["cid"], total
+    best, key = None, None
+    for item in candidates:
+        if not item.get("accepted"):
+            continue
+        judge = item.get("judge")
+        judge = float(judge) if isinstance(judge, (int, float)) and not isinstance(judge, bool) and math.isfinite(judge) else -1.0
+        mine = (_total(item), judge if policy.judge_tiebreak else 0.0)
+        if key is None or mine[0] > key[0] + TIE or (abs(mine[0] - key[0]) <= TIE and mine[1] > key[1]):
+            best, key = item["cid"], mine
     return best
+
+
+def _ranks(xs: Sequence[float]) -> list[float]:
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    ranks = [0.0] * len(xs)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2.0
+        i = j + 1
+    return ranks
+
+
+def rank_agreement(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Spearman's rho (ties averaged) between two equally long sequences; None with < 3 pairs or a constant side.
+
+    >>> rank_agreement([1, 2, 3, 4], [10, 20, 30, 40])
+    1.0
+    """
+    if len(xs) != len(ys) or len(xs) < 3:
+        return None
+    rx, ry = _ranks(list(xs)), _ranks(list(ys))
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    vx = sum((a - mx) ** 2 for a in rx)
+    vy = sum((b - my) ** 2 for b in ry)
+    if vx == 0 or vy == 0:
+        return None
+    return round(sum((a - mx) * (b - my) for a, b in zip(rx, ry)) / math.sqrt(vx * vy), 6)

@@ -9,7 +9,7 @@ Data flows one way: task card -> prompt -> LLM answer -> candidate -> verdict ->
     prompting.py           renders prompts/*.j2 (StrictUndefined; LLM text only as variables)
     spec.py                spec mode: JSON credit spec -> schema, clamping, Jinja-rendered QLLMNetwork
     config.py              GenerateConfig (flag > env > config file > default, with sources)
-    loop.py                R rounds x K candidates, repairs, critic, selection
+    loop.py                R rounds x K candidates, repairs, judge, selection
     rundir.py              append-only run directory, response cache, resume
     session.py             one run end to end (backend, vetter, loop, summary)
     review.py              terminal diff and the self-contained HTML review page

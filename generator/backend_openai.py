@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable
 
 from tfcaf.errors import InfrastructureError, MissingDependencyError, UsageError
-from tfcaf.generator.backends import BackendSettings, Completion, Message, schema_response_format
+from tfcaf.generator.backends import BackendSettings, Completion, Message, schema_response_format, token_logprobs
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MAX_BACKOFF_S = 8.0
@@ -85,6 +85,8 @@ class OpenAIBackend:
         self.max_retries = max(0, settings.max_retries)
         self.schema_supported = True
         """False once the endpoint refused a JSON-schema response_format (400): later requests go without."""
+        self.logprobs_supported = True
+        """False once the endpoint refused `logprobs` (400)."""
         self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=settings.timeout_s, max_retries=0)
 
     def complete(self, messages: list[Message], **sampling: Any) -> Completion:
@@ -95,6 +97,8 @@ class OpenAIBackend:
                 kwargs[key] = sampling[key]
         if sampling.get("json_schema") is not None and self.schema_supported:
             kwargs["response_format"] = schema_response_format(sampling["json_schema"])
+        if self.logprobs_supported:
+            kwargs["logprobs"] = True  # token log-probs for datasets; dropped if the server refuses them
         start = time.perf_counter()
         last = "no attempt made"
         for attempt in range(self.max_retries + 1):
@@ -113,6 +117,10 @@ class OpenAIBackend:
                 last = f"server error ({err.status_code})"
                 retry_after = retry_after_seconds(getattr(err.response, "headers", None))
             except openai.BadRequestError as err:
+                if "logprobs" in kwargs and "logprob" in str(err.message).lower():
+                    self.logprobs_supported = False
+                    kwargs.pop("logprobs")
+                    continue
                 if "response_format" in kwargs:
                     # the server does not take this JSON schema (or none at all): ask without it from now
                     # on; the callers' parsers validate (and clamp) every answer anyway
@@ -148,7 +156,13 @@ class OpenAIBackend:
             latency_s=latency,
             model=str(getattr(answer, "model", None) or self.model),
             raw={"finish_reason": choice.finish_reason, "retries": attempt},
+            logprobs=token_logprobs(choice),
         )
+
+    def identity(self) -> dict[str, Any]:
+        """A remote model: its name and endpoint (no weights hash is available)."""
+        return {"backend": self.name, "model": self.model, "model_sha256": None, "base_url": self.base_url,
+                "effective_defaults": {}}
 
     def close(self) -> None:
         self._client.close()

@@ -42,21 +42,54 @@ class Completion:
     """Backend-specific extras (finish reason, timings), JSON-serialisable."""
     cached: bool = False
     """True when the answer came from the response cache (no call was made)."""
+    logprobs: list[dict[str, Any]] | None = None
+    """Per generated token {"id", "token", "logprob"} when the backend returns them, else None."""
 
     def to_json(self) -> dict[str, Any]:
         return {"text": self.text, "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "latency_s": self.latency_s, "model": self.model, "raw": self.raw}
+                "latency_s": self.latency_s, "model": self.model, "raw": self.raw, "logprobs": self.logprobs}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], cached: bool = False) -> "Completion":
+        logprobs = data.get("logprobs")
         return cls(text=str(data["text"]), prompt_tokens=int(data["prompt_tokens"]),
                    completion_tokens=int(data["completion_tokens"]), latency_s=float(data["latency_s"]),
-                   model=str(data["model"]), raw=dict(data.get("raw") or {}), cached=cached)
+                   model=str(data["model"]), raw=dict(data.get("raw") or {}), cached=cached,
+                   logprobs=list(logprobs) if isinstance(logprobs, list) else None)
+
+
+def token_logprobs(choice: Any) -> list[dict[str, Any]] | None:
+    """The OpenAI-style `choice.logprobs.content` (llama.cpp returns the same) as [{"id", "token", "logprob"}]."""
+    lp = choice.get("logprobs") if isinstance(choice, dict) else getattr(choice, "logprobs", None)
+    content = lp.get("content") if isinstance(lp, dict) else getattr(lp, "content", None)
+    if not isinstance(content, list):
+        return None
+    out = []
+    for item in content:
+        get = item.get if isinstance(item, dict) else (lambda k, d=None, _i=item: getattr(_i, k, d))
+        logprob = get("logprob")
+        if not isinstance(logprob, (int, float)):
+            return None
+        out.append({"id": get("id"), "token": str(get("token", "")), "logprob": round(float(logprob), 6)})
+    return out
+
+
+def identity(backend: Any) -> dict[str, Any]:
+    """The model identity of a backend: {'backend', 'model', 'model_sha256', 'effective_defaults', ...}.
+
+    Backends may define `identity()`; otherwise only the name and model are known."""
+    own = getattr(backend, "identity", None)
+    data = dict(own()) if callable(own) else {}
+    data.setdefault("backend", getattr(backend, "name", "unknown"))
+    data.setdefault("model", getattr(backend, "model", "unknown"))
+    data.setdefault("model_sha256", None)
+    data.setdefault("effective_defaults", {})
+    return data
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """What the generate loop and the critic need from an LLM."""
+    """What the generate loop and the judge need from an LLM."""
 
     name: str
     model: str
@@ -94,6 +127,8 @@ class BackendSettings:
     """Context window in tokens (local backend), shared by its two slots (coder and evaluator)."""
     device: str = "cpu"
     """torch device (transformers backend)."""
+    sha256_cache: str | None = None
+    """Folder where model-file hashes are cached (by path, size and mtime); None: computed once per process."""
 
 
 @dataclass(frozen=True)

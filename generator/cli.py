@@ -84,7 +84,9 @@ def register(app: typer.Typer) -> None:
         top_p: Optional[float] = typer.Option(None, "--top-p", help=_h("top_p")),
         max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help=_h("max_tokens")),
         seed: Optional[int] = typer.Option(None, "--seed", help=_h("seed")),
-        critic: Optional[bool] = typer.Option(None, "--critic/--no-critic", help=_h("critic")),
+        judge: Optional[bool] = typer.Option(None, "--judge/--no-judge", help=_h("judge")),
+        critic: Optional[bool] = typer.Option(None, "--critic/--no-critic", hidden=True, help="Deprecated alias of --judge/--no-judge."),
+        goals: Optional[str] = typer.Option(None, "--goals", help=_h("goals")),
         fitness_steps: Optional[int] = typer.Option(None, "--fitness-steps", help=_h("fitness_steps")),
         timeout_s: Optional[float] = typer.Option(None, "--timeout-s", help=_h("timeout_s")),
         max_retries: Optional[int] = typer.Option(None, "--max-retries", help=_h("max_retries")),
@@ -99,16 +101,22 @@ def register(app: typer.Typer) -> None:
         show_config: bool = typer.Option(False, "--show-config", help="Print every setting and where it came from (flag, env, config file, default), then exit."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object (run_id, run_dir, accepted, selected, llm_calls, tokens, ...) at the end."),
     ) -> None:
-        """Generate credit functions with an LLM: R rounds x K candidates, vetted, repaired, critiqued, selected.
+        """Generate credit functions with an LLM: R rounds x K candidates, vetted, repaired, judged, selected.
 
         Exit code 0 when a candidate was accepted and selected, 1 when none was, 2 usage, 3 infrastructure.
         """
-        from tfcaf.generator.config import resolve
+        from tfcaf.generator.config import deprecation, resolve
         from tfcaf.generator.session import generate as run_generate
+
+        if critic is not None:
+            deprecation("--critic" if critic else "--no-critic", "--judge" if critic else "--no-judge", "flag")
+            if judge is not None and judge != critic:
+                raise UsageError("--judge/--no-judge and the deprecated --critic/--no-critic disagree; give only --judge.")
+            judge = critic
 
         flags = dict(task=task, backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, mode=mode,
                      k=k, rounds=rounds, repairs=repairs, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                     seed=seed, critic=critic, fitness_steps=fitness_steps, timeout_s=timeout_s, max_retries=max_retries,
+                     seed=seed, judge=judge, goals=goals, fitness_steps=fitness_steps, timeout_s=timeout_s, max_retries=max_retries,
                      threads=threads, time_budget_s=time_budget_s, cache=cache, price_prompt=price_prompt,
                      price_completion=price_completion, store=store)
         if resume:
@@ -120,7 +128,7 @@ def register(app: typer.Typer) -> None:
             config, sources = resolve(flags, config_file)
             from tfcaf.tasks.registry import get_card
 
-            get_card(config.task)  # unknown task: usage error before anything loads
+            config.resolved_goals(get_card(config.task))  # unknown task or feature: usage error before anything loads
             if show_config:
                 _show_config(config, sources, as_json)
                 return
@@ -142,7 +150,7 @@ def register(app: typer.Typer) -> None:
         """Show a run's candidates with verdicts and scores, and the selected one as a diff against the
         task's approved function (or a VDN baseline)."""
         from tfcaf.generator import review as review_mod
-        from tfcaf.generator.rundir import RunDir
+        from tfcaf.rundir import RunDir
         from tfcaf.store import store_dir
 
         rundir = RunDir.open(store_dir(store), run)
@@ -165,7 +173,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Approve an accepted candidate: store its source, compiled graph and a manifest with their hashes."""
         from tfcaf.approval import approve as do_approve
-        from tfcaf.generator.rundir import RunDir
+        from tfcaf.rundir import RunDir
         from tfcaf.store import store_dir
 
         run, sep, cid = ref.rpartition(":")

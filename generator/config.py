@@ -27,6 +27,28 @@ DERIVED = frozenset({"send_api_key"})
 USER_CONFIG = "tfcaf/config.toml"
 """The user's own config, under $XDG_CONFIG_HOME (default ~/.config): `[secrets] trusted_base_urls = [...]`."""
 
+DEPRECATED_FIELDS = {"critic": "judge"}
+"""Old setting name -> new name (accepted for one release, with a deprecation line on stderr)."""
+
+
+def deprecation(old: str, new: str, where: str) -> None:
+    """Print one deprecation line on stderr."""
+    import sys
+
+    print(f"tfcaf: deprecated: {where} '{old}' is now '{new}' (the old name goes away in the next release).", file=sys.stderr)
+
+
+def upgrade_fields(values: Mapping[str, Any], where: str, warn: bool = True) -> dict[str, Any]:
+    """Rename deprecated setting names in a mapping (a config file table, a stored run config)."""
+    out = dict(values)
+    for old, new in DEPRECATED_FIELDS.items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, value)
+            if warn:
+                deprecation(old, new, where)
+    return out
+
 
 @dataclass(frozen=True)
 class GenerateConfig:
@@ -58,8 +80,10 @@ class GenerateConfig:
     """Tokens per answer; default 200 in spec mode, 1024 in code mode."""
     seed: int = 0
     """Base seed: every request's seed derives from it, so a re-run asks the same questions (and hits the cache)."""
-    critic: bool = True
-    """Ask the evaluator LLM (the same backend) to score accepted candidates and give advice."""
+    judge: bool = True
+    """Ask the judge (the evaluator LLM, same backend) to score accepted candidates and give advice (`--critic` is a deprecated alias)."""
+    goals: str = ""
+    """Goals every coder prompt requests, comma-separated goal ids (see `tfcaf dataset goals`); empty = the task's defaults, 'none' = no goal block."""
     fitness_steps: int = 0
     """Optional short-training fitness per accepted candidate, in environment steps (0 = off; needs the trainer)."""
     timeout_s: float = 60.0
@@ -95,6 +119,26 @@ class GenerateConfig:
             return self.max_tokens
         return 200 if self.resolved_mode == "spec" else 1024
 
+    def resolved_goals(self, card: Any) -> list[str]:
+        """The goal ids the prompts request (validated)."""
+        from tfcaf.evaluator.goals import default_goals, parse_goal
+
+        text = (self.goals or "").strip()
+        if text.lower() == "none":
+            return []
+        if not text:
+            return default_goals(card)
+        out = [g.strip() for g in text.split(",") if g.strip()]
+        for g in out:
+            try:
+                parse_goal(g)
+            except ValueError as err:
+                raise UsageError(f"--goals: {err}.") from None
+            if card is not None and g.startswith("uses_feature:") and g.partition(":")[2] not in {f.name for f in card.features}:
+                known = ", ".join(f.name for f in card.features) or "none"
+                raise UsageError(f"--goals: task {card.name} has no feature '{g.partition(':')[2]}' (its features: {known}).")
+        return out
+
     def check(self) -> "GenerateConfig":
         """Raise UsageError on an impossible setting; returns self."""
         from tfcaf.generator.backends import get_backend_spec
@@ -116,6 +160,7 @@ class GenerateConfig:
             raise UsageError("--price-prompt and --price-completion must be >= 0.")
         if not 0.0 <= self.temperature <= 2.0 or not 0.0 < self.top_p <= 1.0:
             raise UsageError("--temperature must be in [0, 2] and --top-p in (0, 1].")
+        self.resolved_goals(None)
         if self.timeout_s <= 0 or self.time_budget_s < 0 or self.fitness_steps < 0:
             raise UsageError("--timeout-s must be positive; --time-budget-s and --fitness-steps non-negative.")
         return self
@@ -182,6 +227,7 @@ def load_file(path: Path) -> dict[str, Any]:
     table = data.get("generate", {})
     if not isinstance(table, dict):
         raise UsageError(f"config file {path}: [generate] must be a table.")
+    table = upgrade_fields(table, f"config file {path}: setting")
     known = {f.name for f in fields(GenerateConfig)} - DERIVED
     unknown = sorted(set(table) - known)
     if unknown:
@@ -209,8 +255,11 @@ def resolve(flags: Mapping[str, Any], config_file: str | os.PathLike | None = No
         names = [f"TFCAF_{f.name.upper()}"] + (["OPENAI_BASE_URL"] if f.name == "base_url" else [])
         if f.name == "store":
             names = ["TFCAF_STORE"]
+        names += [f"TFCAF_{old.upper()}" for old, new in DEPRECATED_FIELDS.items() if new == f.name]
         for var in names:
             if env.get(var):
+                if var.lower().removeprefix("tfcaf_") in DEPRECATED_FIELDS:
+                    deprecation(var, f"TFCAF_{f.name.upper()}", "environment variable")
                 values[f.name] = _convert(f.name, env[var], f"environment variable {var}")
                 sources[f.name] = f"env {var}"
                 break

@@ -1,5 +1,5 @@
-"""The coder-evaluator loop: R rounds x K candidates, repairs with the failure fed back, a critic,
-selection, and the selected candidate plus the critic's advice seeding the next round.
+"""The coder-evaluator loop: R rounds x K candidates, repairs with the failure fed back, the judge,
+selection, and the selected candidate plus the judge's advice seeding the next round.
 
 Every loop is bounded: at most rounds * k * (1 + repairs) coder requests and 2 evaluator requests per
 accepted candidate; `time_budget_s` stops new requests once something was accepted. Everything is
@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tfcaf.errors import InfrastructureError
-from tfcaf.evaluator import critic as critic_mod
-from tfcaf.evaluator.selection import combined_score, select
+from tfcaf.evaluator import judge as judge_mod
+from tfcaf.evaluator import goals as goals_mod
+from tfcaf.evaluator.reward import reward_or_none
+from tfcaf.evaluator.selection import select
 from tfcaf.generator import prompting
-from tfcaf.generator.backends import Backend, Completion, Message
+from tfcaf.generator.backends import Backend, Completion, Message, identity
 from tfcaf.generator.config import GenerateConfig
 from tfcaf.generator.rundir import ResponseCache, RunDir, request_key
 from tfcaf.generator.spec import SpecError, parse_spec, render_spec, spec_schema
@@ -60,40 +63,66 @@ class LLMStats:
 
 class LLMCaller:
     """Backend + response cache + exchange log. Answers recorded in this run (a resumed run) are served
-    first, then the store's cache, then the backend."""
+    first, then the store's cache, then the backend.
+
+    Each distinct request (by `request_key`) is logged once per run as an `exchange` event whose `id`
+    is the key: the full request (prompt id -> the exact messages, every sampling setting, the JSON
+    schema by hash), the model identity and the completion with token log-probs when the backend gives
+    them. `cached` says the answer came from the store's cache (it was produced, and logged as new, by
+    an earlier run); a repeat of a request inside a run is not logged again. `ask` returns the answer;
+    `last_exchange` (per thread) names the exchange that served it, for the candidate event's join."""
 
     def __init__(self, backend: Backend, rundir: RunDir, cache: ResponseCache | None, config: GenerateConfig) -> None:
         self.backend, self.rundir, self.cache, self.config = backend, rundir, cache, config
         self.stats = LLMStats()
+        self.identity = identity(backend)
         self._replay: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
         for e in rundir.events("exchange"):
             self._replay.setdefault(e["key"], e["completion"])
 
+    @property
+    def last_exchange(self) -> str | None:
+        return getattr(self._local, "exchange", None)
+
     def ask(self, purpose: str, messages: list[Message], sampling: dict[str, Any]) -> Completion:
         key = request_key(self.backend.name, self.backend.model, messages, sampling)
-        if key in self._replay:
-            self.stats.cached += 1
-            return Completion.from_json(self._replay[key], cached=True)
+        self._local.exchange = key
+        with self._lock:
+            if key in self._replay:
+                self.stats.cached += 1
+                return Completion.from_json(self._replay[key], cached=True)
         answer = self.cache.get(key) if self.cache is not None else None
         if answer is None:
             answer = self.backend.complete(messages, **sampling)
-            self.stats.calls += 1
-            self.stats.prompt_tokens += answer.prompt_tokens
-            self.stats.completion_tokens += answer.completion_tokens
-            self.stats.by_purpose[purpose] = self.stats.by_purpose.get(purpose, 0) + 1
-            cost = (answer.prompt_tokens * self.config.price_prompt + answer.completion_tokens * self.config.price_completion) / 1e6
-            self.stats.cost_usd += cost
+            with self._lock:
+                self.stats.calls += 1
+                self.stats.prompt_tokens += answer.prompt_tokens
+                self.stats.completion_tokens += answer.completion_tokens
+                self.stats.by_purpose[purpose] = self.stats.by_purpose.get(purpose, 0) + 1
+                cost = (answer.prompt_tokens * self.config.price_prompt + answer.completion_tokens * self.config.price_completion) / 1e6
+                self.stats.cost_usd += cost
             if self.cache is not None:
                 self.cache.put(key, answer)
         else:
-            self.stats.cached += 1
+            with self._lock:
+                self.stats.cached += 1
             cost = 0.0
         prompt_id = self.rundir.save_prompt(messages)
-        self.rundir.append({"type": "exchange", "key": key, "purpose": purpose, "prompt": prompt_id,
-                            "sampling": {k: v for k, v in sampling.items() if k != "json_schema"},
-                            "constrained": "json_schema" in sampling, "cached": answer.cached,
-                            "cost_usd": cost, "completion": answer.to_json()})
-        self._replay[key] = answer.to_json()
+        schema = sampling.get("json_schema")
+        settings = {k: v for k, v in sampling.items() if k != "json_schema"}
+        if schema is not None:
+            settings["json_schema_sha256"] = self.rundir.save_schema(schema)
+        with self._lock:
+            if key in self._replay:  # another thread logged the same request meanwhile
+                return answer
+            self.rundir.append({"type": "exchange", "id": key, "key": key, "purpose": purpose, "prompt": prompt_id,
+                                "sampling": settings, "constrained": schema is not None, "cached": answer.cached,
+                                "backend": self.identity["backend"], "model": self.identity["model"],
+                                "model_sha256": self.identity.get("model_sha256"),
+                                "cost_usd": cost, "completion": answer.to_json()})
+            self._replay[key] = answer.to_json()
         return answer
 
 
@@ -112,7 +141,13 @@ class Candidate:
     spec: dict[str, Any] | None = None
     critique: dict[str, Any] | None = None
     fitness: float | None = None
-    score: dict[str, float] | None = None
+    score: dict[str, Any] | None = None
+    """{'total', 'tier', 'vector', 'measured', 'judge'}: the tiered reward (+ the judge's mean, not in the total)."""
+    measures: dict[str, Any] = field(default_factory=dict)
+    """Measurements made after vetting: micro-tasks on the rebuilt graph, fitness, the spec."""
+    reward: dict[str, Any] | None = None
+    """The tiered reward as JSON (None for an infrastructure failure)."""
+    achieved: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -142,15 +177,21 @@ def _verdict_json(verdict: Any) -> dict[str, Any]:
 
 
 class GenerateLoop:
-    """Runs (or resumes) one generate run into `rundir`."""
+    """Runs (or resumes) one generate run into `rundir`.
+
+    `states` are recorded rollout states of the task ([M, S] rows) for the micro-tasks on accepted
+    candidates' rebuilt graphs (card-range draws when None)."""
 
     def __init__(self, config: GenerateConfig, card: TaskCard, backend: Backend, vet: VetFn, rundir: RunDir,
                  cache: ResponseCache | None = None, fitness: FitnessFn | None = None,
-                 progress: Progress | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 progress: Progress | None = None, clock: Callable[[], float] = time.monotonic,
+                 states: Any = None) -> None:
         self.config, self.card, self.vet, self.rundir = config, card, vet, rundir
         self.mode = config.resolved_mode
+        self.goals = config.resolved_goals(card)
         self.llm = LLMCaller(backend, rundir, cache if config.cache else None, config)
         self.fitness = fitness
+        self.states = states
         self.progress = progress or (lambda *a, **k: None)
         self.clock = clock
         self._recorded = rundir.candidates()
@@ -165,11 +206,38 @@ class GenerateLoop:
             s["json_schema"] = spec_schema(self.card)
         return s
 
-    def _vet_answer(self, cid: str, rnd: int, slot: int, attempt: int, answer: str) -> Candidate:
+    def _measure(self, verdict: dict[str, Any], spec_json: dict[str, Any] | None) -> dict[str, Any]:
+        """Micro-tasks on the rebuilt graph of an accepted candidate (trusted process, no candidate Python)."""
+        measures: dict[str, Any] = {}
+        if spec_json is not None:
+            measures["spec"] = {k: v for k, v in spec_json.items() if k != "notes"}
+        if verdict.get("verdict") == "accepted" and verdict.get("graph"):
+            from tfcaf.evaluator.microtasks import measure_graph
+            from tfcaf.errors import RejectedError
+
+            try:
+                measures.update(measure_graph(verdict["graph"], self.card, self.states))
+            except RejectedError as err:  # cannot happen for a graph the vetter re-checked; recorded if it does
+                measures["micro_error"] = str(err)[:200]
+        return measures
+
+    def _grade(self, cand: Candidate) -> None:
+        """The tiered reward and the achieved goals from the verdict and the measures."""
+        measures = {**cand.measures, **({"fitness": cand.fitness} if cand.fitness is not None else {})}
+        reward = reward_or_none(cand.verdict, self.card, measures=measures)
+        cand.reward = reward.to_json() if reward is not None else None
+        cand.achieved = goals_mod.achieved(cand.verdict, self.card, measures) if reward is not None else []
+
+    def _vet_answer(self, cid: str, rnd: int, slot: int, attempt: int, answer: str, request: dict[str, Any]) -> Candidate:
         if cid in self._recorded:  # resumed: reuse, never vet or record twice
             e = self._recorded[cid]
-            return Candidate(cid, rnd, slot, attempt, bool(e["accepted"]), answer, self.rundir.source(cid),
-                             self.rundir.verdict(cid) or {}, e.get("spec"))
+            cand = Candidate(cid, rnd, slot, attempt, bool(e["accepted"]), answer, self.rundir.source(cid),
+                             self.rundir.verdict(cid) or {}, e.get("spec"), measures=dict(e.get("measures") or {}))
+            if e.get("reward") is not None or "measures" in e:
+                cand.reward, cand.achieved = e.get("reward"), list(e.get("achieved") or [])
+            else:  # a candidate recorded by an older version: grade it now
+                self._grade(cand)
+            return cand
         spec_json = None
         if self.mode == "spec":
             try:
@@ -187,6 +255,9 @@ class GenerateLoop:
             verdict = _verdict_json(self.vet(text, self.card))
         accepted = verdict.get("verdict") == "accepted"
         source = verdict.get("source") or (text if self.mode == "spec" else None)
+        cand = Candidate(cid, rnd, slot, attempt, accepted, answer, source, verdict, spec_json)
+        cand.measures = self._measure(verdict, spec_json)
+        self._grade(cand)
         folder = self.rundir.candidate_dir(cid)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "response.txt").write_text(answer, encoding="utf-8")
@@ -198,7 +269,10 @@ class GenerateLoop:
         self.rundir.append({"type": "candidate", "cid": cid, "round": rnd, "slot": slot, "attempt": attempt,
                             "accepted": accepted, "verdict": verdict.get("verdict"), "status": verdict.get("status"),
                             "stage": verdict.get("stage"), "reasons": list(verdict.get("reasons") or [])[:3],
-                            "spec": spec_json, "metrics": verdict.get("metrics") or {}})
+                            "spec": spec_json, "metrics": verdict.get("metrics") or {},
+                            "exchanges": request["exchanges"], "prompt": request["prompt"], "goal": request["goal"],
+                            "render": request["render"], "mode": self.mode,
+                            "measures": cand.measures, "reward": cand.reward, "achieved": cand.achieved})
         if verdict.get("verdict") == "error":
             self._infra_errors += 1
             if self._infra_errors >= MAX_INFRA_ERRORS:
@@ -207,9 +281,9 @@ class GenerateLoop:
                 raise InfrastructureError(f"vetting failed twice in a row (not the candidates' fault): {reason}")
         else:
             self._infra_errors = 0
-        return Candidate(cid, rnd, slot, attempt, accepted, answer, source, verdict, spec_json)
+        return cand
 
-    def _slot(self, rnd: int, slot: int, first: list[Message]) -> list[Candidate]:
+    def _slot(self, rnd: int, slot: int, first: list[Message], render_info: dict[str, Any]) -> list[Candidate]:
         """One candidate slot: the first answer, then up to `repairs` repairs while it is rejected."""
         out: list[Candidate] = []
         messages = first
@@ -218,42 +292,52 @@ class GenerateLoop:
             self.progress("status", text=f"asking the LLM for {cid}")
             answer = self.llm.ask("repair" if attempt else ("refine" if rnd else "generate"),
                                   messages, self._sampling("coder", rnd, slot, attempt))
-            cand = self._vet_answer(cid, rnd, slot, attempt, answer.text)
+            request = {"exchanges": [self.llm.last_exchange], "prompt": self.rundir.save_prompt(messages),
+                       "goal": list(self.goals), "render": {**render_info, "first_messages": len(first)}}
+            cand = self._vet_answer(cid, rnd, slot, attempt, answer.text, request)
             out.append(cand)
             if cand.accepted or cand.verdict.get("verdict") == "error" or self._over_budget():
                 break
             messages = prompting.repair_messages(messages, answer.text, cand.verdict, self.mode)
         return out
 
-    # -- critic, fitness, selection --------------------------------------------------------------
+    # -- judge, fitness, selection ---------------------------------------------------------------
     def _critique(self, cand: Candidate) -> None:
         done = self._recorded.get(cand.cid, {})
         if "critique" in done:
             cand.critique = done["critique"]
             return
-        if not self.config.critic or cand.source is None:
+        if not self.config.judge or cand.source is None:
             return
         if self._over_budget():
             self.rundir.append({"type": "critique", "cid": cand.cid, "critique": None, "reason": "skipped: time budget spent",
-                                "attempts": 0})
+                                "attempts": 0, "exchanges": []})
             return
-        self.progress("status", text=f"evaluator on {cand.cid}")
-        result = critic_mod.critique(lambda m, s: self.llm.ask("critic", m, s), self.card, cand.source,
-                                     cand.verdict.get("metrics") or {}, seed=_seed(self.config.seed, "critic", cand.cid),
-                                     spec=cand.spec if self.mode == "spec" else None)
+        self.progress("status", text=f"judge on {cand.cid}")
+        used: list[str] = []
+
+        def ask(m: list[Message], s: dict[str, Any]) -> Completion:
+            answer = self.llm.ask("judge", m, s)
+            used.append(self.llm.last_exchange or "")
+            return answer
+
+        result = judge_mod.critique(ask, self.card, cand.source, cand.verdict.get("metrics") or {},
+                                    seed=_seed(self.config.seed, "critic", cand.cid),
+                                    spec=cand.spec if self.mode == "spec" else None)
         cand.critique = result.critique.to_json() if result.critique else None
         self.rundir.append({"type": "critique", "cid": cand.cid, "critique": cand.critique, "reason": result.reason,
-                            "attempts": result.attempts})
+                            "attempts": result.attempts, "exchanges": used})
 
     def _score(self, cand: Candidate) -> None:
         if self.fitness is not None and cand.fitness is None and cand.verdict.get("graph"):
             cand.fitness = float(self.fitness(cand.verdict["graph"], self.card, self.config.fitness_steps,
                                               _seed(self.config.seed, "fitness", cand.cid)))
-        critic_mean = (cand.critique or {}).get("mean")
-        cand.score = combined_score(cand.verdict.get("metrics") or {}, critic_mean, cand.fitness,
-                                    has_alive=self.card.alive is not None)
+        self._grade(cand)
+        judge = (cand.critique or {}).get("mean")
+        cand.score = {**(cand.reward or {"total": 0.0}), "judge": judge}
         if self._recorded.get(cand.cid, {}).get("score") != cand.score:
-            self.rundir.append({"type": "score", "cid": cand.cid, "score": cand.score, "fitness": cand.fitness})
+            self.rundir.append({"type": "score", "cid": cand.cid, "score": cand.score, "fitness": cand.fitness,
+                                "reward": cand.reward, "achieved": cand.achieved})
 
     def _over_budget(self) -> bool:
         return bool(self.config.time_budget_s) and self._first_accepted is not None \
@@ -276,15 +360,17 @@ class GenerateLoop:
                 stopped = "time budget"
                 break
             if best is None:
-                first = prompting.generate_messages(self.card, self.mode)
+                render_info = {"fn": "generate", "args": {"mode": self.mode}}
             else:
-                first = prompting.refine_messages(self.card, self.mode, self._seed_answer(best),
-                                                  (best.critique or {}).get("advice"), (best.score or {}).get("total"))
+                render_info = {"fn": "refine", "args": {"mode": self.mode, "best_answer": self._seed_answer(best),
+                                                        "advice": (best.critique or {}).get("advice"),
+                                                        "score": (best.reward or {}).get("total")}}
+            first = prompting.rerender(render_info, self.card, self.goals)
             for slot in range(self.config.k):
                 if self._over_budget():
                     stopped = "time budget"
                     break
-                made = self._slot(rnd, slot, first)
+                made = self._slot(rnd, slot, first, render_info)
                 candidates.extend(made)
                 for cand in made:
                     if cand.accepted:
@@ -293,7 +379,8 @@ class GenerateLoop:
                         self._critique(cand)
                         self._score(cand)
                 self.progress("candidate", cid=made[-1].cid, accepted=made[-1].accepted)
-            ranked = [{"cid": c.cid, "accepted": c.accepted, "score": c.score} for c in candidates]
+            ranked = [{"cid": c.cid, "accepted": c.accepted, "reward": c.reward, "judge": (c.critique or {}).get("mean")}
+                      for c in candidates]
             chosen = select(ranked)
             best = next((c for c in candidates if c.cid == chosen), None)
             self._once({"type": "round_done", "round": rnd, "best": chosen})

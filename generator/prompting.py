@@ -11,34 +11,17 @@ nothing an LLM writes is rendered *as* a template.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
-from typing import Any
+from typing import Any, Sequence
 
-import jinja2
-
-from tfcaf.contract import ENTRY_POINT
+from tfcaf import prompts as _prompts
 from tfcaf.generator.backends import Message
 from tfcaf.tasks.card import TaskCard
 
 MODES = ("code", "spec")
 
 
-@lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
-    """The Jinja environment over the packaged templates (StrictUndefined, no autoescape: plain text)."""
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("tfcaf.prompts", "."),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-    )
-
-
-def render(name: str, **variables: Any) -> str:
-    """Render template `name` (e.g. 'generate.j2'); raises jinja2.UndefinedError on a missing variable."""
-    return environment().get_template(name).render(entry_point=ENTRY_POINT, **variables).strip() + "\n"
+environment = _prompts.environment
+render = _prompts.render
 
 
 def _check_mode(mode: str) -> None:
@@ -46,10 +29,17 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 
-def _task_vars(card: TaskCard, mode: str) -> dict[str, Any]:
+def goal_vars(goals: Sequence[str]) -> list[dict[str, str]]:
+    """The goal block's variable: [{"id", "text"}] per requested goal id (ValueError for an unknown id)."""
+    from tfcaf.evaluator.goals import describe
+
+    return [{"id": g, "text": describe(g)} for g in goals]
+
+
+def _task_vars(card: TaskCard, mode: str, goals: Sequence[str] = ()) -> dict[str, Any]:
     from tfcaf.generator import spec as spec_mod
 
-    out: dict[str, Any] = {"card": card, "mode": mode, "detailed": mode == "code"}
+    out: dict[str, Any] = {"card": card, "mode": mode, "detailed": mode == "code", "goals": goal_vars(goals)}
     if mode == "spec":
         out["limits"] = spec_mod.LIMITS
     return out
@@ -60,17 +50,18 @@ def system_message(mode: str) -> Message:
     return {"role": "system", "content": render("system.j2", mode=mode)}
 
 
-def generate_messages(card: TaskCard, mode: str) -> list[Message]:
-    """The first request of a round: system + the task and what to write."""
+def generate_messages(card: TaskCard, mode: str, goals: Sequence[str] = ()) -> list[Message]:
+    """The first request of a round: system + the task and what to write (+ the goal block when `goals`)."""
     _check_mode(mode)
-    body = render("spec.j2" if mode == "spec" else "generate.j2", **_task_vars(card, mode))
+    body = render("spec.j2" if mode == "spec" else "generate.j2", **_task_vars(card, mode, goals))
     return [system_message(mode), {"role": "user", "content": body}]
 
 
-def refine_messages(card: TaskCard, mode: str, best_answer: str, advice: str | None, score: float | None) -> list[Message]:
-    """A later round's request: the best answer so far (LLM text, as a variable) and the reviewer's advice."""
+def refine_messages(card: TaskCard, mode: str, best_answer: str, advice: str | None, score: float | None,
+                    goals: Sequence[str] = ()) -> list[Message]:
+    """A later round's request: the best answer so far (LLM text, as a variable) and the judge's advice."""
     _check_mode(mode)
-    body = render("refine.j2", best_answer=best_answer.strip(), advice=advice or "", score=score, **_task_vars(card, mode))
+    body = render("refine.j2", best_answer=best_answer.strip(), advice=advice or "", score=score, **_task_vars(card, mode, goals))
     return [system_message(mode), {"role": "user", "content": body}]
 
 
@@ -90,16 +81,15 @@ def repair_messages(previous: list[Message], answer: str, verdict: dict[str, Any
     return [*previous, {"role": "assistant", "content": answer}, {"role": "user", "content": body}]
 
 
-def evaluate_messages(card: TaskCard, candidate: str, metrics: dict[str, Any], criteria: dict[str, str],
-                      kind: str = "source") -> list[Message]:
-    """The evaluator's request. `candidate` must already be sanitised (see evaluator.critic): python
-    source (`kind='source'`) or a parsed, clamped credit spec re-serialised by us (`kind='spec'`)."""
-    body = render("evaluate.j2", card=card, detailed=False, kind=kind, candidate=candidate.strip(),
-                  metrics=_clip(json.dumps(metrics, sort_keys=True, default=str), 600), criteria=criteria)
-    return [{"role": "system", "content": "You are a strict reviewer of multi-agent credit assignment functions. "
-                                          "You answer with one JSON object only."},
-            {"role": "user", "content": body}]
+_clip = _prompts.clip
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+RENDERERS = {"generate": generate_messages, "refine": refine_messages}
+"""How a conversation's first messages were rendered: a candidate event records {"fn", "args"} so the
+same request can be re-rendered with other goals (hindsight relabelling)."""
+
+
+def rerender(render_info: dict[str, Any], card: TaskCard, goals: Sequence[str]) -> list[Message]:
+    """The first messages of a recorded request, rendered again from the same template with `goals`."""
+    fn = RENDERERS[render_info["fn"]]
+    return fn(card, **{**render_info["args"], "goals": list(goals)})

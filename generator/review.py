@@ -19,16 +19,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from tfcaf.contract import VDN_SOURCE
 from tfcaf.errors import RejectedError, TfcafError, UsageError
-from tfcaf.generator.rundir import RunDir
+from tfcaf.rundir import RunDir
 
-VDN_BASELINE = '''import torch
-
-
-def QLLMNetwork(agents_q, global_state):
-    """VDN: every agent gets credit 1."""
-    return torch.sum(agents_q, dim=1, keepdim=True)  # [B, 1]
-'''
+VDN_BASELINE = VDN_SOURCE
 
 _METRICS = ("state_dependence", "dead_agent_credit", "vdn_distance", "mono_min_grad")
 
@@ -51,7 +46,7 @@ def candidate_rows(rundir: RunDir) -> list[dict[str, Any]]:
             "cid": cid, "round": e.get("round"), "slot": e.get("slot"), "attempt": e.get("attempt"),
             "verdict": e.get("verdict"), "status": e.get("status"), "stage": e.get("stage"),
             "reason": _first(e.get("reasons")), "score": _get(e.get("score"), "total"),
-            "critic": _get(e.get("critique"), "mean"), "advice": _get(e.get("critique"), "advice"), "selected": cid == selected,
+            "judge": _get(e.get("critique"), "mean"), "advice": _get(e.get("critique"), "advice"), "selected": cid == selected,
             "metrics": {k: metrics.get(k) for k in _METRICS if k in metrics},
         })
     return rows
@@ -146,12 +141,12 @@ def _print_rich(con: Any, rundir: RunDir, rows: list[dict[str, Any]], label: str
     from tfcaf.display import inert_text
 
     table = Table(title=inert_text(f"run {rundir.task}/{rundir.run_id}"))
-    for col in ("candidate", "verdict", "status", "score", "critic", "reason / advice"):
+    for col in ("candidate", "verdict", "status", "score", "judge", "reason / advice"):
         table.add_column(col, overflow="fold")
     for r in rows:
         style = "bold green" if r["selected"] else ("green" if r["verdict"] == "accepted" else "red")
         cells = [("* " if r["selected"] else "") + str(r["cid"]), r["verdict"], r["status"], _fmt(r["score"], 3),
-                 _fmt(r["critic"], 2), _note(r)]
+                 _fmt(r["judge"], 2), _note(r)]
         table.add_row(*(inert_text(c) for c in cells), style=style)
     con.print(table)
     if b is None:
@@ -167,7 +162,7 @@ def _print_plain(rundir: RunDir, rows: list[dict[str, Any]], label: str | None, 
     print(inert(f"run {rundir.task}/{rundir.run_id}"))
     for r in rows:
         print(inert(f"{'* ' if r['selected'] else ''}{r['cid']}  {r['verdict']}  {r['status']}  "
-                    f"{_fmt(r['score'], 3)}  {_fmt(r['critic'], 2)}  {_note(r)}"))
+                    f"{_fmt(r['score'], 3)}  {_fmt(r['judge'], 2)}  {_note(r)}"))
     if b is None:
         print("no candidate was selected (none accepted); compare two with --diff A B")
         return
@@ -239,13 +234,13 @@ def render_html(rundir: RunDir, store: Path | None = None) -> str:
                      f"candidates {e(s.get('candidates'))}, accepted <b id='accepted'>{e(s.get('accepted'))}</b>, "
                      f"LLM calls {e(s.get('llm_calls'))}, tokens {e(_get(s.get('tokens'), 'total'))}</p>")
     parts.append("<h2>Candidates</h2><table id='candidates'><tr><th>candidate</th><th>verdict</th><th>status</th>"
-                 "<th>stage</th><th>score</th><th>critic</th><th>properties</th><th>reason / advice</th></tr>")
+                 "<th>stage</th><th>score</th><th>judge</th><th>properties</th><th>reason / advice</th></tr>")
     for r in rows:
         cls = ("accepted" if r["verdict"] == "accepted" else "rejected") + (" sel" if r["selected"] else "")
         metrics = ", ".join(f"{k}={v:.3g}" for k, v in r["metrics"].items() if isinstance(v, (int, float)))
         parts.append(f"<tr class='{cls}' data-cid='{e(r['cid'])}'><td>{'&#9733; ' if r['selected'] else ''}{e(r['cid'])}</td>"
                      f"<td class='v'>{e(str(r['verdict']))}</td><td>{e(str(r['status']))}</td><td>{e(str(r['stage']))}</td>"
-                     f"<td>{_fmt(r['score'], 3)}</td><td>{_fmt(r['critic'], 2)}</td><td>{e(metrics)}</td>"
+                     f"<td>{_fmt(r['score'], 3)}</td><td>{_fmt(r['judge'], 2)}</td><td>{e(metrics)}</td>"
                      f"<td>{e(r['reason'] or r['advice'] or '')}</td></tr>")
     parts.append("</table>")
     if chosen is not None:

@@ -9,39 +9,51 @@ backend, the vetter and the optional fitness hook, run the loop, write summary.j
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib
 import importlib.util
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from tfcaf.errors import InfrastructureError, MissingDependencyError, RejectedError, UsageError
-from tfcaf.generator.backends import Backend, BackendSettings, make_backend
-from tfcaf.generator.config import GenerateConfig
+from tfcaf.generator.backends import Backend, BackendSettings, identity, make_backend
+from tfcaf.generator.config import GenerateConfig, upgrade_fields
 from tfcaf.generator.loop import FitnessFn, GenerateLoop, Progress, VetFn
 from tfcaf.generator.rundir import ResponseCache, RunDir
 from tfcaf.provenance import versions
+from tfcaf.tasks.card import card_to_json
 from tfcaf.store import new_run_id, store_dir
 
 FITNESS_HOOK = "tfcaf.trainer.fitness:short_training_fitness"
 """Where the optional short-training fitness lives: fn(graph, card, steps, seed) -> float in [0, 1]."""
 
 
-def backend_settings(config: GenerateConfig) -> BackendSettings:
+def backend_settings(config: GenerateConfig, store: Path | None = None) -> BackendSettings:
     return BackendSettings(name=config.backend, model=config.model, base_url=config.base_url,
                            api_key_env=config.api_key_env, send_api_key=config.send_api_key, timeout_s=config.timeout_s,
-                           max_retries=config.max_retries, threads=config.threads)
+                           max_retries=config.max_retries, threads=config.threads,
+                           sha256_cache=str(store / "cache") if store is not None else None)
 
 
 @contextlib.contextmanager
-def default_vetter(threads: int = 1) -> Iterator[VetFn]:
-    """The real vetting pipeline (a warm worker pool) as a vet(text, card) function."""
+def default_vetter(threads: int = 1, store: Path | None = None) -> Iterator[VetFn]:
+    """The real vetting pipeline (a warm worker pool) as a vet(text, card) function, using the real
+    rollout states of `store` (recorded on the first vetting of a task, see VetOptions.record_states)."""
     try:
         from tfcaf.sandbox.vetting import VetOptions, Vetter
     except ImportError as err:
         raise InfrastructureError(f"the vetting pipeline (tfcaf.sandbox.vetting) cannot be imported: {err}") from err
-    with Vetter(options=VetOptions()) as vetter:
+    with Vetter(options=VetOptions(store=None if store is None else str(store))) as vetter:
         yield vetter.vet
+
+
+def real_states(task: str, store: Path) -> Any:
+    """The task's recorded rollout states in `store` ([M, S] array), or None."""
+    try:
+        from tfcaf.tasks.samples import load_states
+
+        return load_states(task, store)
+    except Exception:  # noqa: BLE001 - optional: micro-tasks fall back to card-range states
+        return None
 
 
 def fitness_hook(steps: int) -> FitnessFn | None:
@@ -62,19 +74,32 @@ def _open_resumed(store: Path, resume: str) -> tuple[GenerateConfig, RunDir]:
     rundir = RunDir.open(store, resume)
     stored = rundir.read_json("config.json")
     try:
-        return GenerateConfig(**stored["config"]).check(), rundir
-    except (KeyError, TypeError) as err:  # a hand-edited or foreign config.json
+        return GenerateConfig(**upgrade_fields(stored["config"], "stored run setting", warn=False)).check(), rundir
+    except (KeyError, TypeError, AttributeError) as err:  # a hand-edited or foreign config.json
         raise RejectedError(f"run {rundir.run_id}: config.json does not hold a generate config ({type(err).__name__}); "
                             "start a new run.") from None
 
 
-def _create_run(config: GenerateConfig, sources: dict[str, str] | None, store: Path, card: Any) -> RunDir:
+def _ensure_states(vet: Any, card: Any, progress: Progress | None) -> None:
+    """Record the task's real rollout states before the first candidate when the store has none."""
+    owner = getattr(vet, "__self__", None)
+    ensure = getattr(owner, "ensure_states", None)
+    if callable(ensure):
+        if progress is not None:
+            progress("status", text=f"recording real states of {card.name}")
+        ensure(card.name)
+
+
+def _create_run(config: GenerateConfig, sources: dict[str, str] | None, store: Path, card: Any,
+                model: dict[str, Any] | None = None) -> RunDir:
     rundir = RunDir.create(store, card.name, new_run_id())
     rundir.write_json("config.json", {"config": config.to_json(), "sources": sources or {},
                                       "mode": config.resolved_mode, "max_tokens": config.resolved_max_tokens})
-    rundir.write_json("card.json", dataclasses.asdict(card))
+    rundir.write_json("card.json", card_to_json(card))
     rundir.write_json("versions.json", versions())
-    rundir.append({"type": "run_started", "task": card.name, "backend": config.backend, "mode": config.resolved_mode})
+    rundir.write_json("model.json", model or {})
+    rundir.append({"type": "run_started", "task": card.name, "backend": config.backend, "mode": config.resolved_mode,
+                   "model_identity": model or {}, "goal": config.resolved_goals(card)})
     return rundir
 
 
@@ -101,18 +126,21 @@ def generate(config: GenerateConfig | None, sources: dict[str, str] | None = Non
     own_backend = backend is None
     try:
         if backend is None:  # a bad model or endpoint setting fails here, before a run directory exists
-            backend = make_backend(backend_settings(config))
+            backend = make_backend(backend_settings(config, store_path))
+        model = identity(backend)
         if rundir is None:
-            rundir = _create_run(config, sources, store_path, card)
+            rundir = _create_run(config, sources, store_path, card, model)
         else:
-            rundir.append({"type": "run_resumed"})
+            rundir.append({"type": "run_resumed", "model_identity": model})
         if on_start is not None:
             on_start(config, rundir)
         with contextlib.ExitStack() as stack:
             if vet is None:
-                vet = stack.enter_context(default_vetter(config.threads))
+                vet = stack.enter_context(default_vetter(config.threads, store_path))
+                _ensure_states(vet, card, progress)
             loop = GenerateLoop(config, card, backend, vet, rundir,
-                                cache=ResponseCache(store_path / "cache" / "llm"), fitness=fitness, progress=progress)
+                                cache=ResponseCache(store_path / "cache" / "llm"), fitness=fitness, progress=progress,
+                                states=real_states(card.name, store_path))
             try:
                 result = loop.run()
             except InfrastructureError as err:

@@ -22,17 +22,24 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tfcaf.errors import RejectedError
 from tfcaf.sandbox.astgate import check_module
 from tfcaf.sandbox.textgate import extract_source
-from tfcaf.sandbox.verdict import Rejection, Verdict, infrastructure, rejected
+from tfcaf.verdict import Rejection, Verdict, infrastructure, rejected
 from tfcaf.tasks.card import TaskCard
 
 MAX_RESULT_BYTES = 32 * 1024 * 1024
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "CI")
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(0, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,10 @@ class VetOptions:
     """Rows of real states sent to the worker."""
     store: str | None = None
     """Store directory holding recorded states (`<store>/states/<task>.npz`); None: $TFCAF_STORE or ./.tfcaf."""
+    record_states: int = field(default_factory=lambda: _env_int("TFCAF_RECORD_STATES", 512))
+    """When a task has no recorded states in the store, the first vetting records this many from random
+    rollouts (saying so on stderr); 0 = never record (vet on card-range draws only). Default 512, or
+    $TFCAF_RECORD_STATES (the test suite sets 0)."""
     drop_root: bool = True
     """When running as root, the worker switches to uid 'nobody' before candidate code runs."""
 
@@ -203,11 +214,41 @@ def _load_real_states(task: str, limit: int, store: str | None = None) -> list |
     return [[float(x) for x in row] for row in states[::step][:limit]]
 
 
+def _ensure_recorded(task: str, o: VetOptions) -> bool:
+    """Record `o.record_states` real states of `task` into the store when there are none; True when
+    recorded states exist afterwards. Failures (environment not installed) leave vetting on card-range
+    states, with one line on stderr."""
+    if not o.real_states:
+        return False
+    try:
+        from tfcaf.tasks.samples import load_states, record_states, states_path
+    except ImportError:
+        return False
+    try:
+        if load_states(task, o.store) is not None:
+            return True
+    except Exception:  # noqa: BLE001 - an unreadable file is re-recorded below
+        pass
+    if o.record_states <= 0:
+        return False
+    path = states_path(task, o.store)
+    print(f"tfcaf: recording {o.record_states} real rollout states of {task} into {path} for vetting "
+          "(first vetting of this task in this store)", file=sys.stderr)
+    try:
+        record_states(task, o.record_states, store=o.store)
+    except Exception as err:  # noqa: BLE001 - e.g. the environment is not installed
+        print(f"tfcaf: could not record states of {task} ({type(err).__name__}: {str(err)[:160]}); "
+              "vetting uses states drawn from the card's ranges", file=sys.stderr)
+        return False
+    return True
+
+
 def _graph_check(graph: Any, card: TaskCard) -> tuple[str | None, dict]:
     """Trusted re-check of the returned graph: loads under the allow-list, right shape, finite, IGM."""
     import torch
 
     from tfcaf.sandbox.graph import graph_digest, load_graph
+    from tfcaf.states import uniform_states
 
     try:
         module = load_graph(graph)
@@ -215,9 +256,7 @@ def _graph_check(graph: Any, card: TaskCard) -> tuple[str | None, dict]:
         return str(err), {}
     gen = torch.Generator().manual_seed(7)
     q = (torch.randn(256, card.n_agents, generator=gen) * 10).requires_grad_(True)
-    low = torch.tensor(card.state_low).clamp(-1e3, 1e3)
-    high = torch.tensor(card.state_high).clamp(-1e3, 1e3)
-    s = low + torch.rand(256, card.state_dim, generator=gen) * (high - low)
+    s = uniform_states(card, 256, gen)  # [256, S]
     try:
         out = module(q, s)
         if tuple(out.shape) != (256, 1) or not bool(torch.isfinite(out).all()):
@@ -240,6 +279,7 @@ class Vetter:
         self._idle: list[Worker] = []
         self._count = 0
         self._states: dict[str, list | None] = {}
+        self._recorded: dict[str, bool] = {}
         self._closed = False
         for _ in range(max(1, self.options.workers)):
             self._idle.append(Worker())
@@ -283,10 +323,22 @@ class Vetter:
                     self._count += 1
             self._cond.notify()
 
+    def ensure_states(self, task: str) -> bool:
+        """Record the task's real rollout states into the store when it has none (once per Vetter and
+        task; says so on stderr). True when recorded states are available afterwards."""
+        with self._cond:
+            if task in self._recorded:
+                return self._recorded[task]
+        ok = _ensure_recorded(task, self.options)
+        with self._cond:
+            self._recorded[task] = ok
+        return ok
+
     def _real_states(self, task: str) -> list | None:
         if not self.options.real_states:
             return None
         if task not in self._states:
+            self.ensure_states(task)
             self._states[task] = _load_real_states(task, self.options.max_real_states, self.options.store)
         return self._states[task]
 

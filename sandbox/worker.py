@@ -27,22 +27,16 @@ PR_SET_NO_NEW_PRIVS = 38
 
 
 def card_to_dict(card: Any) -> dict:
-    import dataclasses
+    """The card as strict JSON data (the one serialisation: tfcaf.tasks.card.card_to_json)."""
+    from tfcaf.tasks.card import card_to_json
 
-    return dataclasses.asdict(card)
+    return card_to_json(card)
 
 
 def card_from_dict(data: dict) -> Any:
-    from tfcaf.tasks.card import AliveFlag, Feature, StateSlice, TaskCard
+    from tfcaf.tasks.card import card_from_json
 
-    d = dict(data)
-    d["state_slices"] = tuple(StateSlice(**s) for s in d["state_slices"])
-    d["features"] = tuple(Feature(**f) for f in d.get("features", ()))
-    d["alive"] = None if d.get("alive") is None else AliveFlag(**{**d["alive"], "columns": tuple(d["alive"]["columns"])})
-    for key in ("action_meanings", "notes", "reward_range"):
-        if key in d:
-            d[key] = tuple(d[key])
-    return TaskCard(**d)
+    return card_from_json(data)
 
 
 def _isolate_network() -> bool:
@@ -129,7 +123,7 @@ def QLLMNetwork(agents_q, global_state):
 
 def _classify(err: BaseException, stage: str) -> dict:
     from tfcaf.sandbox.namespace import BlockedAttribute
-    from tfcaf.sandbox.verdict import Rejection
+    from tfcaf.verdict import Rejection
 
     if isinstance(err, Rejection):
         return err.verdict().to_json()
@@ -160,7 +154,8 @@ def run_pipeline(source: str, card: Any, options: dict, states: Any, on_start: A
     from tfcaf.sandbox.export import export_graph
     from tfcaf.sandbox.graph import load_graph
     from tfcaf.sandbox.namespace import load_candidate
-    from tfcaf.sandbox.verdict import Rejection
+    from tfcaf.states import uniform_states
+    from tfcaf.verdict import Rejection
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -185,8 +180,7 @@ def run_pipeline(source: str, card: Any, options: dict, states: Any, on_start: A
         gen = torch.Generator().manual_seed(12345)
         for b in (2, 7, 64, int(options.get("production_batch", 3200))):
             q = torch.randn(b, card.n_agents, generator=gen) * 10.0
-            s = torch.tensor(card.state_low).clamp(-1e3, 1e3) + torch.rand(b, card.state_dim, generator=gen) * (
-                torch.tensor(card.state_high).clamp(-1e3, 1e3) - torch.tensor(card.state_low).clamp(-1e3, 1e3))
+            s = uniform_states(card, b, gen)  # [B, S]
             if real is not None and b <= real.shape[0]:
                 s = real[:b]
             with torch.no_grad():

@@ -150,3 +150,54 @@ class TaskCard:
         for s in sorted(self.state_slices, key=lambda s: s.start):
             out.extend([s.high] * s.width)
         return tuple(out)
+
+
+def _encode(x: object) -> object:
+    import math
+
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, (list, tuple)):
+        return [_encode(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _encode(v) for k, v in x.items()}
+    return x
+
+
+def _float(x: object) -> float:
+    if isinstance(x, str) and x in ("inf", "-inf", "nan"):
+        return float(x)
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ValueError(f"expected a number, got {x!r}")
+    return float(x)
+
+
+def card_to_json(card: TaskCard) -> dict:
+    """The one JSON form of a card: plain data, non-finite floats as the strings 'inf' / '-inf' (strict
+    JSON has no Infinity). `card_from_json` inverts it.
+
+    >>> from tfcaf.tasks.registry import get_card
+    >>> c = get_card("smac_3m")  # reward_range (0, 2)
+    >>> data = card_to_json(c)
+    >>> card_to_json(card_from_json(data)) == data, data["reward_range"]
+    (True, [0.0, 2.0])
+    """
+    import dataclasses
+
+    return _encode(dataclasses.asdict(card))  # type: ignore[return-value]
+
+
+def card_from_json(data: dict) -> TaskCard:
+    """Rebuild a card from `card_to_json` data (ValueError / TypeError / KeyError on malformed data)."""
+    d = dict(data)
+    d["state_slices"] = tuple(StateSlice(**{**s, "low": _float(s["low"]), "high": _float(s["high"])}) for s in d["state_slices"])
+    d["features"] = tuple(Feature(**{**f, "low": _float(f["low"]), "high": _float(f["high"])}) for f in d.get("features", ()))
+    if d.get("alive") is not None:
+        d["alive"] = AliveFlag(**{**d["alive"], "columns": tuple(d["alive"]["columns"]),
+                                  "threshold": _float(d["alive"].get("threshold", 0.0))})
+    for key in ("action_meanings", "notes"):
+        if key in d:
+            d[key] = tuple(d[key])
+    if "reward_range" in d:
+        d["reward_range"] = tuple(_float(v) for v in d["reward_range"])
+    return TaskCard(**d)

@@ -12,11 +12,10 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
-from tfcaf.tasks.card import TaskCard
+from tfcaf.tasks.card import TaskCard, card_to_json
 
 
 def _num(x: float) -> str:
@@ -63,15 +62,5 @@ def describe(card: TaskCard, features: bool = True) -> str:
 
 
 def card_to_dict(card: TaskCard) -> dict[str, Any]:
-    """The card as JSON-ready data (infinite bounds become strings '-inf' / 'inf')."""
-
-    def clean(x: Any) -> Any:
-        if isinstance(x, float) and math.isinf(x):
-            return _num(x)
-        if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        return x
-
-    return clean(dataclasses.asdict(card))
+    """The card as JSON-ready data (infinite bounds become strings '-inf' / 'inf'): `card_to_json`."""
+    return card_to_json(card)

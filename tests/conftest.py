@@ -9,6 +9,9 @@ from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("TFCAF_THREADS", "1")
+# unit tests vet on card-range states unless a test records real ones itself (recording SMAX states
+# compiles JAX: tens of seconds)
+os.environ.setdefault("TFCAF_RECORD_STATES", "0")
 
 settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -3,7 +3,7 @@
 Stages, one folder each, data flowing one way:
 
     tasks/ (task cards, batched envs) -> prompts/ + generator/ (LLM -> candidate source)
-    -> sandbox/ (gates, worker, export to a graph) -> evaluator/ (property tests, critic, selection)
+    -> sandbox/ (gates, worker, export to a graph) -> evaluator/ (property tests, judge, tiered reward, goals, selection, dataset)
     -> approval (a person's `tfcaf approve`) -> trainer/ (value decomposition with the approved graph)
 
 The core package (this folder) holds what every stage shares: the TFCAF contract and shape glossary

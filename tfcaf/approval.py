@@ -137,7 +137,7 @@ def approve(run_dir: Path, candidate_id: str, name: str | None = None, store: Pa
     what was vetted, or whose graph does not rebuild; refuses (UsageError) an existing name unless
     `force`, an unknown candidate, or a bad name.
     """
-    from tfcaf.generator.rundir import RunDir
+    from tfcaf.rundir import RunDir
     from tfcaf.sandbox.graph import graph_digest, load_graph
 
     run = RunDir(Path(run_dir))

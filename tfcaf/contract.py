@@ -105,3 +105,23 @@ def mix_episodes(fn: CreditFunction, agents_q: "torch.Tensor", global_state: "to
     b, t, n = agents_q.shape
     q_tot = fn(agents_q.reshape(b * t, n), global_state.reshape(b * t, global_state.shape[-1]))  # [B*T, 1]
     return q_tot.reshape(b, t, 1)
+
+
+VDN_SOURCE = '''import torch
+
+
+def QLLMNetwork(agents_q, global_state):
+    """VDN: every agent gets credit 1."""
+    return torch.sum(agents_q, dim=1, keepdim=True)  # [B, 1]
+'''
+"""VDN written as a candidate (the review's diff baseline, the vetter's known-good function)."""
+
+
+def vdn(agents_q: "torch.Tensor", global_state: "torch.Tensor | None" = None) -> "torch.Tensor":
+    """The one VDN reference: q_tot = sum_i Q_i, [B, N] -> [B, 1] (Sunehag et al. 2018).
+
+    >>> import torch
+    >>> vdn(torch.ones(2, 3)).tolist()
+    [[3.0], [3.0]]
+    """
+    return agents_q.sum(dim=-1, keepdim=True)  # [B, 1]

@@ -14,6 +14,7 @@ Precedence: an explicit `--store DIR` > `$TFCAF_STORE` > `./.tfcaf`.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 DEFAULT_STORE = ".tfcaf"
@@ -52,7 +53,7 @@ def write_atomic(path: Path, text: str) -> None:
     """Write `text` so that readers see the old file or the whole new one, never a torn one
     (temp file in the same folder, fsync, rename); creates the parent folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # threads write concurrently too
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()

@@ -9,7 +9,7 @@ import json
 from typing import Any, Callable
 
 from tfcaf.generator.backends import Completion
-from tfcaf.sandbox.verdict import Verdict
+from tfcaf.verdict import Verdict
 
 GOOD_CODE = """```python
 import torch
@@ -68,7 +68,7 @@ class ScriptedLLM:
         return [r for r in self.requests if "strict reviewer" not in r[0][0]["content"]]
 
 
-def critic_answer(score: int = 7, advice: str = "weight agents near enemies more") -> str:
+def judge_answer(score: int = 7, advice: str = "weight agents near enemies more") -> str:
     return json.dumps({"scores": {"credit_logic": score, "state_use": score, "robustness": score, "simplicity": score},
                        "advice": advice})
 

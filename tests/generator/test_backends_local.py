@@ -39,6 +39,29 @@ def test_local_backend_answers_with_schema_constrained_json():
         again = backend.complete([{"role": "user", "content": "Give a temperature."}], max_tokens=40, seed=1,
                                  temperature=0.7, json_schema=schema)
         assert again.text == done.text  # seeded: a re-run asks and gets the same
+        # token log-probs: one per generated token, real log-probabilities
+        assert done.logprobs is not None and len(done.logprobs) == done.completion_tokens
+        assert all(t["logprob"] <= 0.0 for t in done.logprobs)
+        assert "".join(t["token"] for t in done.logprobs) == done.text
+    finally:
+        backend.close()
+
+
+@pytest.mark.llm
+def test_local_backend_identity_hashes_the_gguf_once(tmp_path):
+    import hashlib
+
+    from tfcaf.generator.backends import identity
+
+    require_llm()
+    backend = make_backend(BackendSettings(name="local", sha256_cache=str(tmp_path)))
+    try:
+        ident = identity(backend)
+        digest = hashlib.sha256(backend.path.read_bytes()).hexdigest()
+        assert ident["model_sha256"] == digest and ident["backend"] == "local"
+        assert (tmp_path / "sha256.json").is_file() and digest in (tmp_path / "sha256.json").read_text()
+        assert ident["effective_defaults"]["n_ctx"] == 8192 and "top_k" in ident["effective_defaults"]
+        assert ident["packages"]["xllamacpp"]
     finally:
         backend.close()
 

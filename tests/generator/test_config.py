@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tfcaf.errors import UsageError
@@ -52,3 +54,36 @@ def test_every_field_has_a_docstring():
 
     docs = field_docs()
     assert all(docs.get(f.name) for f in fields(GenerateConfig))
+
+
+def test_critic_is_a_deprecated_alias_of_judge(tmp_path, capsys):
+    from tfcaf.cli import main
+
+    code = main(["generate", "--task", "matrix_climbing", "--no-critic", "--show-config", "--json", "--store", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0 and "deprecated" in err and "--no-judge" in err
+    row = next(r for r in json.loads(out) if r["setting"] == "judge")
+    assert row["value"] is False and row["source"] == "flag"
+    assert main(["generate", "--task", "matrix_climbing", "--critic", "--no-judge", "--show-config", "--store", str(tmp_path)]) == 2
+
+
+def test_critic_in_a_config_file_and_stored_runs_maps_to_judge(tmp_path, capsys):
+    from tfcaf.generator.config import upgrade_fields
+
+    cfg = tmp_path / "t.toml"
+    cfg.write_text("[generate]\ntask = 'matrix_climbing'\ncritic = false\n")
+    config, sources = resolve({}, cfg, env={})
+    assert config.judge is False and "deprecated" in capsys.readouterr().err
+    assert upgrade_fields({"critic": True, "k": 2}, "x", warn=False) == {"judge": True, "k": 2}
+
+
+def test_goals_are_validated(tmp_path):
+    from tfcaf.cli import main
+    from tfcaf.tasks.registry import get_card
+
+    assert main(["generate", "--task", "matrix_climbing", "--goals", "bogus", "--show-config", "--store", str(tmp_path)]) == 2
+    assert main(["generate", "--task", "smac_3m", "--goals", "uses_feature:nope", "--show-config", "--store", str(tmp_path)]) == 2
+    config, _ = resolve({"task": "smac_3m", "goals": "contract, uses_feature:health"}, env={})
+    assert config.resolved_goals(get_card("smac_3m")) == ["contract", "uses_feature:health"]
+    assert resolve({"task": "smac_3m", "goals": "none"}, env={})[0].resolved_goals(get_card("smac_3m")) == []
+    assert "masks_dead_agents" in resolve({"task": "smac_3m"}, env={})[0].resolved_goals(get_card("smac_3m"))

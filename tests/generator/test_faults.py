@@ -43,7 +43,7 @@ def test_server_killed_mid_run_ends_with_exit_3_and_keeps_what_was_done(tmp_path
         state["srv"] = srv
         config, sources = resolve({"task": "matrix_climbing", "backend": "openai", "model": "fake-model",
                                    "base_url": srv.base_url, "store": str(tmp_path), "k": 3, "rounds": 1,
-                                   "critic": False, "max_retries": 1, "timeout_s": 5}, env={})
+                                   "judge": False, "max_retries": 1, "timeout_s": 5}, env={})
         with pytest.raises(InfrastructureError, match="cannot connect|no answer"):
             generate(config, sources)
     run = RunDir(next((tmp_path / "runs" / "matrix_climbing").iterdir()))
@@ -73,7 +73,7 @@ def test_broken_answers_become_rejected_candidates_with_reasons(tmp_path, answer
     with FakeServer(behaviour) as srv:
         config, sources = resolve({"task": "matrix_climbing", "backend": "openai", "model": "fake-model",
                                    "base_url": srv.base_url, "store": str(tmp_path), "k": 1, "rounds": 1,
-                                   "repairs": 1, "critic": False}, env={})
+                                   "repairs": 1, "judge": False}, env={})
         summary = generate(config, sources)
     assert summary["accepted"] == 0 and summary["selected"] is None and summary["candidates"] == 2
     run = RunDir(Path(summary["run_dir"]))
@@ -98,7 +98,7 @@ def _serve_matrix(delay: float):
 def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     with FakeServer(_serve_matrix(0.4)) as srv:
         args = ["generate", "--task", "matrix_climbing", "--backend", "openai", "--model", "fake-model",
-                "--base-url", srv.base_url, "--store", str(tmp_path), "-k", "3", "--rounds", "2", "--no-critic", "--json"]
+                "--base-url", srv.base_url, "--store", str(tmp_path), "-k", "3", "--rounds", "2", "--no-judge", "--json"]
         proc = subprocess.Popen([sys.executable, "-m", "tfcaf.cli", *args], cwd=str(ROOT), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + 180

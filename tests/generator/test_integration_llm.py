@@ -31,7 +31,7 @@ def _generate(*args: str, timeout: int = 420) -> tuple[int, dict, str]:
 def test_spec_mode_through_the_openai_sdk(tmp_path):
     with LLMServer() as url:
         rc, summary, err = _generate("--task", "smac_3m", "--backend", "openai", "--base-url", url, "--model", "smollm2",
-                                     "--mode", "spec", "-k", "2", "--rounds", "1", "--no-critic", "--store", str(tmp_path))
+                                     "--mode", "spec", "-k", "2", "--rounds", "1", "--no-judge", "--store", str(tmp_path))
     assert rc == 0, err[-3000:]
     assert summary["accepted"] >= 1 and summary["selected"] and summary["llm_calls"] >= 2
     assert summary["tokens"]["prompt"] > 0 and summary["tokens"]["completion"] > 0

@@ -1,4 +1,4 @@
-"""The evaluator: schema-parsed answers, one retry, injected text in a candidate changes nothing."""
+"""The judge (evaluator LLM): schema-parsed answers, one retry, injected text in a candidate changes nothing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tfcaf.evaluator.critic import CRITERIA, CRITIQUE_SCHEMA, CritiqueError, critique, parse_critique, sanitize_candidate
+from tfcaf.evaluator.judge import CRITERIA, CRITIQUE_SCHEMA, CritiqueError, critique, parse_critique, sanitize_candidate
 from tfcaf.generator.backends import Completion
 from tfcaf.tasks.registry import get_card
 

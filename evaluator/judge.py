@@ -1,4 +1,7 @@
-"""The evaluator LLM: scores an accepted candidate per criterion and gives one piece of advice.
+"""The judge: the evaluator LLM that scores an accepted candidate per criterion and gives one piece of advice.
+
+(Called "critic" before 0.2; renamed so it cannot be confused with an RL critic. `--critic` remains a
+deprecated alias of `--judge` for one release.)
 
 The answer is parsed against `CRITIQUE_SCHEMA` (also sent as a decoding constraint): integer scores
 1-10 for every criterion in `CRITERIA` and one short advice string. A malformed answer is retried once
@@ -7,7 +10,7 @@ The answer is parsed against `CRITIQUE_SCHEMA` (also sent as a decoding constrai
 Text inside a candidate never changes anything: the evaluator sees the candidate *sanitised* (comments
 dropped, docstrings removed, every string constant replaced by '<str>', re-printed by `ast.unparse`),
 so "approved" or "ignore previous instructions" written in a comment or a string never reaches it.
-(Identifiers do reach it; and the critic only ranks candidates that already passed every gate — it can
+(Identifiers do reach it; and the judge only ranks candidates that already passed every gate — it can
 neither accept a rejected one nor approve anything.)
 """
 
@@ -19,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from tfcaf.prompts import clip, render
 from tfcaf.tasks.card import TaskCard
 
 CRITERIA: dict[str, str] = {
@@ -68,7 +72,7 @@ class Critique:
 
 
 @dataclass(frozen=True)
-class CriticResult:
+class JudgeResult:
     """What one critique cost and gave: a Critique, or None with the reason it was ignored."""
 
     critique: Critique | None
@@ -140,14 +144,25 @@ Ask = Callable[[list, dict], Any]
 """ask(messages, sampling) -> Completion (the loop's cached, logged LLM call)."""
 
 
+JUDGE_SYSTEM = ("You are a strict reviewer of multi-agent credit assignment functions. "
+                "You answer with one JSON object only.")
+
+
+def evaluate_messages(card: TaskCard, candidate: str, metrics: dict[str, Any], criteria: dict[str, str],
+                      kind: str = "source") -> list[dict[str, str]]:
+    """The judge's request, rendered from prompts/evaluate.j2. `candidate` must already be sanitised:
+    python source (`kind='source'`) or a parsed, clamped credit spec re-serialised by us (`kind='spec'`)."""
+    body = render("evaluate.j2", card=card, detailed=False, kind=kind, candidate=candidate.strip(),
+                  metrics=clip(json.dumps(metrics, sort_keys=True, default=str), 600), criteria=criteria)
+    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": body}]
+
+
 def critique(ask: Ask, card: TaskCard, source: str, metrics: dict[str, Any], seed: int,
-             max_tokens: int = 220, temperature: float = 0.3, spec: dict[str, Any] | None = None) -> CriticResult:
+             max_tokens: int = 220, temperature: float = 0.3, spec: dict[str, Any] | None = None) -> JudgeResult:
     """Ask the evaluator about one accepted candidate; malformed -> one retry -> ignored with the reason.
 
     With `spec` (spec mode: the parsed, clamped spec — our own data, not LLM text) the evaluator sees
     the spec instead of the much longer rendered source."""
-    from tfcaf.generator.prompting import evaluate_messages
-
     if spec is not None:
         shown = json.dumps({k: spec[k] for k in ("weights", "temperature", "vdn_blend", "mask_dead") if k in spec})
         messages = evaluate_messages(card, shown, numeric_metrics(metrics), CRITERIA, kind="spec")
@@ -159,7 +174,7 @@ def critique(ask: Ask, card: TaskCard, source: str, metrics: dict[str, Any], see
                     "json_schema": CRITIQUE_SCHEMA}
         answer = ask(messages, sampling)
         try:
-            return CriticResult(parse_critique(answer.text), "ok", attempt + 1)
+            return JudgeResult(parse_critique(answer.text), "ok", attempt + 1)
         except CritiqueError as err:
             reason = f"malformed evaluator answer ({err})"
-    return CriticResult(None, f"{reason}; ignored after a retry", 2)
+    return JudgeResult(None, f"{reason}; ignored after a retry", 2)
