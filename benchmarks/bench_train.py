@@ -62,7 +62,10 @@ def bench_update(task: str, repeats: int, device: str, compile_too: bool) -> Non
     t = card.episode_limit
     batch = random_batch(card, cfg.batch_size, t, device)
     variants: dict[str, Learner] = {}
-    for name in ("vdn", "qmix", "handwritten", "tfcaf-graph"):
+    from tfcaf.trainer.reference import has_handwritten
+
+    names = ("vdn", "qmix", "handwritten", "tfcaf-graph") if has_handwritten(card) else ("vdn", "qmix")
+    for name in names:
         for compiled in ((False, True) if compile_too and name in ("qmix", "tfcaf-graph") else (False,)):
             torch.manual_seed(0)
             agent = RNNAgent(input_dim(card.obs_dim, card.n_agents, card.n_actions, True, True), card.n_actions).to(device)
