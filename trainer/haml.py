@@ -318,7 +318,7 @@ class HALearner:
                     ret, old = returns[:, bb], old_values[:, bb]
                 else:
                     vals = self.critic.sequence(d["state"][tt, bb].unsqueeze(0), d["obs"][tt, bb].unsqueeze(0),
-                                                ro.critic_h0[bb], torch.zeros(1, bb.numel(), dtype=torch.bool))
+                                                ro.critic_h0[bb], torch.zeros(1, bb.numel(), dtype=torch.bool, device=returns.device))
                     ret, old = returns[tt, bb].unsqueeze(0), old_values[tt, bb].unsqueeze(0)
                 if cfg.use_valuenorm:
                     self.value_norm.update(ret)
