@@ -232,6 +232,13 @@ class HALearner:
                                  "is kept. Try a lower lr or reward_scale.")
         return out
 
+    def _check_finite(self, loss: torch.Tensor, what: str) -> None:
+        """Stop before a NaN/inf loss can step an optimiser (the last good checkpoint stays valid)."""
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise DivergedPG(f"{what} became {value} at iteration {self.updates + 1}; stopped. The last good checkpoint "
+                             "is kept. Try a lower lr or reward_scale.")
+
     def _ppo_epochs(self, actor: Actor, opt: torch.optim.Optimizer, v: dict[str, torch.Tensor],
                     stats: dict[str, list[float]]) -> None:
         cfg = self.cfg
@@ -245,6 +252,7 @@ class HALearner:
                 entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
                 surrogate = P.happo_surrogate(logp, mb["old_logp"], mb["adv"], mb["factor"], cfg.clip_param)
                 loss = -surrogate - cfg.entropy_coef * entropy
+                self._check_finite(loss, "policy loss")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 gn = float(nn.utils.clip_grad_norm_(actor.parameters(), cfg.grad_clip))
@@ -269,6 +277,7 @@ class HALearner:
             return P.categorical_kl(old_logits, self._logits(actor, v)).mean()
 
         loss = surrogate()
+        self._check_finite(loss, "surrogate")
         grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
         if not bool(grad.abs().sum() > 0):
             stats["accepted"].append(0.0)
@@ -325,6 +334,7 @@ class HALearner:
                     ret = self.value_norm.normalize(ret)
                 loss = cfg.value_loss_coef * P.value_loss(vals, old, ret, cfg.clip_param, cfg.use_huber_loss,
                                                           cfg.huber_delta, cfg.use_clipped_value_loss)
+                self._check_finite(loss, "value loss")
                 self.critic_opt.zero_grad(set_to_none=True)
                 loss.backward()
                 norms.append(float(nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)))

@@ -138,3 +138,27 @@ def test_report_groups_by_arm_with_all_algorithms_on_one_plot(tmp_path):
     assert arms == {("vdn", "vd"), ("happo", "happo")}
     assert (tmp_path / "rep" / "curves.png").is_file()
     assert "| happo |" in (tmp_path / "rep" / "table.md").read_text()
+
+
+def test_a_nan_policy_gradient_loss_stops_the_run_as_diverged(tmp_path, monkeypatch):
+    from tfcaf.trainer import haml
+    from tfcaf.trainer.haml import DivergedPG
+
+    real = haml.P.gae
+    calls = {"n": 0}
+
+    def nan_later(*args, **kwargs):
+        calls["n"] += 1
+        adv, ret = real(*args, **kwargs)
+        return (adv * float("nan"), ret) if calls["n"] > 3 else (adv, ret)
+
+    monkeypatch.setattr(haml.P, "gae", nan_later)
+    cfg, _ = resolve_config("matrix", flags={"steps": 4096, "tensorboard": False, "test_interval": 256,
+                                             "checkpoint_interval": 256}, algo="happo")
+    run = Run.start("matrix_penalty", None, cfg, store=tmp_path, algo="happo")
+    with pytest.raises(DivergedPG):
+        run.train()
+    assert DivergedPG("x").exit_code == 1
+    assert json.loads((run.path / "status.json").read_text())["status"] == "diverged"
+    state = torch.load(run.path / "checkpoint.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["learner"]["policy"].values())
