@@ -44,7 +44,7 @@ def train(
     from tfcaf.trainer.algos import get_algo
     from tfcaf.runtime import resolve_device
     from tfcaf.tasks.registry import get_card
-    from tfcaf.trainer.config import field_docs, read_config_file, resolve_config
+    from tfcaf.trainer.config import VD_ONLY, field_docs, read_config_file, resolve_config
     from tfcaf.trainer.run import Run
 
     spec = get_algo(algo)
@@ -66,8 +66,8 @@ def train(
             print(f"{'algo':24} = {spec.name!r:12} [{'flag' if algo != 'vd' else 'default'}]  {spec.description}")
             for name, value in cfg.to_dict().items():
                 doc = docs.get(name, "")
-                if doc.startswith("[pg]") and spec.path != "rollout":
-                    continue  # fields of the other family: hidden unless they apply
+                if (doc.startswith("[pg]") and spec.path != "rollout") or (name in VD_ONLY and spec.path == "rollout"):
+                    continue  # fields the other family reads: hidden, they do not apply
                 print(f"{name:24} = {value!r:12} [{source[name]}]  {doc}")
             return
         run = Run.start(task, mixer, cfg, device=dev, store=store, config_source=source, algo=spec.name)

@@ -49,7 +49,7 @@ class TrainConfig:
     warmup_episodes: int = 32
     """No updates until the buffer holds this many episodes (at least batch_size)."""
     lr: float = 5e-4
-    """Learning rate (pymarl RMSprop 5e-4; EPyMARL Adam 5e-4)."""
+    """Learning rate (vd: pymarl RMSprop 5e-4, EPyMARL Adam 5e-4; pg: the actors' Adam, HARL 5e-4)."""
     optimizer: str = "rmsprop"
     """'rmsprop' (pymarl: alpha 0.99, eps 1e-5) or 'adam' (EPyMARL)."""
     gamma: float = 0.99
@@ -186,6 +186,12 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+
+VD_ONLY = frozenset({"updates_per_iter", "episodes_per_iter", "batch_size", "buffer_size", "warmup_episodes", "optimizer",
+                     "target_update", "target_update_interval", "tau", "double_q", "td_lambda", "n_step",
+                     "standardise_rewards", "epsilon_start", "epsilon_finish", "epsilon_anneal_steps", "agent_hidden",
+                     "agent_id", "last_action", "mixing_embed", "hypernet_embed", "compile_mixer"})
+"""Fields only the value-decomposition (replay) path reads; the '[pg]' fields only the rollout path reads."""
 
 _POSITIVE = {"steps", "n_envs", "batch_size", "buffer_size", "target_update_interval", "n_step", "agent_hidden",
              "mixing_embed", "hypernet_embed", "test_interval", "test_episodes", "log_interval", "checkpoint_interval",
