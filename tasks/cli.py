@@ -19,11 +19,20 @@ def _task_row(name: str) -> dict:
 
 
 def tasks(name: Optional[str] = typer.Argument(None, help="Show this task's full card (e.g. smac_3m); omit to list every task."),
-          as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table / prose.")) -> None:
+          as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table / prose."),
+          check: bool = typer.Option(False, "--check", help="Run the conformance checks on NAME's environment "
+                                     "(any task, a plugin's included); exit 1 when it disagrees with its card.")) -> None:
     """List every task (family, backend, N agents, S state features, A actions, installed?) or show one task's card."""
     from tfcaf.tasks.describe import card_to_dict, describe
     from tfcaf.tasks.registry import TASKS, get_task
 
+    if check:
+        if name is None:
+            from tfcaf.errors import UsageError
+
+            raise UsageError("--check needs a task name: tfcaf tasks --check NAME")
+        _check(name, as_json)
+        return
     if name is None:
         rows = [_task_row(n) for n in TASKS]
         if as_json:
@@ -48,6 +57,38 @@ def tasks(name: Optional[str] = typer.Argument(None, help="Show this task's full
     print(describe(task.card))
     print()
     print(f"Environment: {'installed' if task.installed else 'NOT installed; install with: ' + task.install}")
+
+
+def _check(name: str, as_json: bool) -> None:
+    from tfcaf.errors import RejectedError
+    from tfcaf.runtime import configure_torch
+    from tfcaf.tasks.conformance import ConformanceError, check_task
+
+    configure_torch()
+    try:
+        result = check_task(name)
+    except ConformanceError as err:
+        if as_json:
+            print(json.dumps({"task": name, "ok": False, "error": str(err)}))
+        raise RejectedError(f"task '{name}' fails conformance: {err}") from None
+    row = {"task": name, "ok": True, "n_envs": result.n_envs, "steps": result.steps, "episodes": result.episodes}
+    print(json.dumps(row) if as_json else
+          f"{name}: conforms to its card ({result.steps} steps x {result.n_envs} envs, {result.episodes} episodes)")
+
+
+def plugins(as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
+    """List installed tfcaf plugins (entry points tfcaf.tasks / backends / algorithms / mixers): what each registered, or why it was skipped."""
+    from tfcaf.plugins import records
+
+    rows = records()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print("no tfcaf plugins installed (see examples/tfcaf-example-plugins)")
+    for r in rows:
+        what = f"skipped: {r['error']}" if r["error"] else "registered " + ", ".join(r["items"])
+        print(ascii(r["kind"])[1:-1], ascii(r["name"])[1:-1], f"({ascii(r['distribution'])[1:-1]}):", ascii(what)[1:-1])
 
 
 def record_states(task: str = typer.Option(..., "--task", help="Task name, e.g. smac_3m (see `tfcaf tasks`)."),
@@ -79,4 +120,5 @@ def record_states(task: str = typer.Option(..., "--task", help="Task name, e.g. 
 def register(app: typer.Typer) -> None:
     """Add this stage's verbs to `app`."""
     app.command("tasks")(tasks)
+    app.command("plugins")(plugins)
     app.command("record-states")(record_states)

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from tfcaf.errors import UsageError
+from tfcaf.plugins import load, register_into
 
 DEFAULT_ALGO = "vd"
 
@@ -49,19 +50,42 @@ _PG_FAMILY = {
     "smax": dict(n_envs=32, rollout_length=100),
 }
 
-ALGOS: dict[str, AlgoSpec] = {
-    "vd": AlgoSpec("vd", "value decomposition (pymarl's double-Q learner) with a --mixer: vdn, qmix, tfcaf:NAME",
+ALGOS: dict[str, AlgoSpec] = {}
+
+
+def register_builtin_algorithms(register) -> None:
+    """The built-in algorithms, through the same hook a `tfcaf.algorithms` plugin offers (see `tfcaf.plugins`).
+
+    A plugin algorithm is an `AlgoSpec` on one of the two data paths ('replay' or 'rollout') with its own
+    defaults and update rule flags; the run loop dispatches on `path`.
+    """
+    for spec in _BUILTIN_ALGOS:
+        register(spec)
+
+
+_BUILTIN_ALGOS = (
+    AlgoSpec("vd", "value decomposition (pymarl's double-Q learner) with a --mixer: vdn, qmix, tfcaf:NAME",
                    "replay", uses_mixer=True),
-    "happo": AlgoSpec("happo", "HAPPO: sequential clipped updates in a random agent order, weighted by M (HARL)",
+    AlgoSpec("happo", "HAPPO: sequential clipped updates in a random agent order, weighted by M (HARL)",
                       "rollout", False, sequential=True, defaults=MappingProxyType(dict(_PG, share_param=False)),
                       family_defaults=MappingProxyType(_PG_FAMILY)),
-    "hatrpo": AlgoSpec("hatrpo", "HATRPO: sequential KL-constrained natural-gradient steps with line search (HARL)",
+    AlgoSpec("hatrpo", "HATRPO: sequential KL-constrained natural-gradient steps with line search (HARL)",
                        "rollout", False, sequential=True, trust_region=True,
                        defaults=MappingProxyType(dict(_PG, share_param=False)), family_defaults=MappingProxyType(_PG_FAMILY)),
-    "mappo": AlgoSpec("mappo", "MAPPO: simultaneous clipped updates (M = 1), shared parameters by default",
+    AlgoSpec("mappo", "MAPPO: simultaneous clipped updates (M = 1), shared parameters by default",
                       "rollout", False, defaults=MappingProxyType(dict(_PG, share_param=True)),
                       family_defaults=MappingProxyType(_PG_FAMILY)),
-}
+)
+
+
+def _check_algo(spec: AlgoSpec) -> str:
+    if spec.path not in ("replay", "rollout"):
+        raise ValueError(f"algorithm '{spec.name}': path must be 'replay' or 'rollout', not {spec.path!r}")
+    return spec.name
+
+
+register_algorithm = register_into(ALGOS, "algorithm", _check_algo)
+load("algorithms", register_builtin_algorithms, register_algorithm, lambda spec: spec.name, AlgoSpec, ALGOS)
 
 
 def get_algo(name: str) -> AlgoSpec:
