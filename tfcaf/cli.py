@@ -32,8 +32,9 @@ def _register_all() -> None:
     from tfcaf.sandbox import cli as sandbox_cli
     from tfcaf.tasks import cli as tasks_cli
     from tfcaf.trainer import cli as trainer_cli
+    from tfcaf.trainer import sweep_cli
 
-    for module in (tasks_cli, sandbox_cli, generator_cli, trainer_cli):
+    for module in (tasks_cli, sandbox_cli, generator_cli, trainer_cli, sweep_cli):
         module.register(app)
 
 
