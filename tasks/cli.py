@@ -45,7 +45,10 @@ def tasks(name: Optional[str] = typer.Argument(None, help="Show this task's full
         for col in ("name", "family", "backend", "N", "S", "A", "limit", "installed"):
             table.add_column(col, justify="right" if col in ("N", "S", "A", "limit") else "left",
                              no_wrap=col == "name")
-        for r in rows:
+        from rich.markup import escape
+
+        for r in rows:  # plugin cards are not tfcaf's text: no Rich markup from them
+            r = {k: escape(v) if isinstance(v, str) else v for k, v in r.items()}
             table.add_row(r["name"], r["family"], r["backend"], str(r["n_agents"]), str(r["state_dim"]), str(r["n_actions"]),
                           str(r["episode_limit"]), "yes" if r["installed"] else f"no: {r['install']}")
         Console().print(table)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -47,7 +48,7 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
-        return f"{self.task}__{self.arm}__s{self.seed}".replace(":", "-").replace("/", "-")
+        return re.sub(r"[^A-Za-z0-9_.]", "-", f"{self.task}__{self.arm}__s{self.seed}")[:200]
 
 
 @dataclass(frozen=True)

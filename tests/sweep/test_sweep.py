@@ -75,3 +75,17 @@ def test_sweep_failed_cell_kill_and_resume(tmp_path):
     assert summary["report"]["rows"][0]["arm"] == "vdn" and summary["report"]["rows"][0]["seeds"] == 2
     assert Path(summary["report"]["png"]).is_file() and (cells_dir.parent / "summary.json").is_file()
     assert "done" in out.stderr and "failed" in out.stderr  # progress lines
+
+
+def test_sweep_file(tmp_path):
+    from tfcaf.errors import UsageError
+    from tfcaf.trainer.sweep import load_toml
+
+    f = tmp_path / "grid.toml"
+    f.write_text('task = ["matrix_climbing"]\nalgo = "vd"\nmixer = ["vdn", "qmix"]\nseeds = 2\nsteps = 32\n')
+    conf = load_toml(f)
+    assert conf["task"] == ["matrix_climbing"] and conf["algo"] == ["vd"] and conf["seeds"] == 2
+    assert len(grid(conf["task"], conf["algo"], conf["mixer"], conf["seeds"])) == 4
+    f.write_text('tasks = ["x"]\n')
+    with pytest.raises(UsageError, match="unknown keys tasks"):
+        load_toml(f)
