@@ -79,21 +79,6 @@ def _check(name: str, as_json: bool) -> None:
           f"{name}: conforms to its card ({result.steps} steps x {result.n_envs} envs, {result.episodes} episodes)")
 
 
-def plugins(as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
-    """List installed tfcaf plugins (entry points tfcaf.tasks / backends / algorithms / mixers): what each registered, or why it was skipped."""
-    from tfcaf.plugins import records
-
-    rows = records()
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        print("no tfcaf plugins installed (see examples/tfcaf-example-plugins)")
-    for r in rows:
-        what = f"skipped: {r['error']}" if r["error"] else "registered " + ", ".join(r["items"])
-        print(ascii(r["kind"])[1:-1], ascii(r["name"])[1:-1], f"({ascii(r['distribution'])[1:-1]}):", ascii(what)[1:-1])
-
-
 def record_states(task: str = typer.Option(..., "--task", help="Task name, e.g. smac_3m (see `tfcaf tasks`)."),
                   n: int = typer.Option(4096, "--n", min=1, help="Number of states to store."),
                   seed: int = typer.Option(0, "--seed", help="Seed of the environments and the random policy."),
@@ -123,5 +108,4 @@ def record_states(task: str = typer.Option(..., "--task", help="Task name, e.g. 
 def register(app: typer.Typer) -> None:
     """Add this stage's verbs to `app`."""
     app.command("tasks")(tasks)
-    app.command("plugins")(plugins)
     app.command("record-states")(record_states)

@@ -118,11 +118,7 @@ def register_into(registry: dict[str, Any], what: str, name_of: Callable[[Any], 
 
 
 def records() -> list[dict[str, Any]]:
-    """The plugin records as JSON-ready dicts (after importing every registry)."""
-    import tfcaf.generator.backends  # noqa: F401  (each registry loads its plugins on import)
-    import tfcaf.tasks.registry  # noqa: F401
-    import tfcaf.trainer.algos  # noqa: F401
-    import tfcaf.trainer.mixers  # noqa: F401
-
+    """The plugin records seen so far as JSON-ready dicts (each registry loads its plugins when imported;
+    `tfcaf plugins` imports all four first)."""
     return [{"kind": r.kind, "name": r.name, "value": r.value, "distribution": r.distribution,
              "items": list(r.items), "error": r.error} for r in RECORDS]
