@@ -3,7 +3,12 @@
     python3 benchmarks/bench_train.py update      # one learner update (32 episodes x T x N) per mixer, eager vs torch.compile
     python3 benchmarks/bench_train.py throughput  # env-steps/s including learning: pymarl ratio and E in {8, 16, 64}
     python3 benchmarks/bench_train.py efficiency --task matrix_climbing --seeds 5 --steps 10000 --out report/climbing
-                                                  # VDN vs QMIX vs the hand-written reference over seeds, then `tfcaf report`
+                                                  # arms over seeds (default vdn, qmix, happo, hatrpo, mappo), then `tfcaf report`
+    python3 benchmarks/bench_train.py algos --task smac_3m --envs 16 --envs 64 --envs 256
+                                                  # env-steps/s including learning: happo / mappo vs qmix, side by side
+
+An arm is a mixer of value decomposition (vdn, qmix, handwritten, tfcaf:NAME) or an algorithm (happo,
+hatrpo, mappo): `--arm` (repeatable) takes either.
 
 Options: --task smac_3m (repeatable), --repeats 7, --device cpu, --seconds 20 (per throughput setting), --compile.
 Timings on a shared machine are noisy: compare ratios taken side by side, not absolute numbers across runs.
@@ -17,6 +22,8 @@ import statistics
 import time
 
 import torch
+
+from pathlib import Path
 
 from tfcaf.runtime import configure_torch
 from tfcaf.tasks.registry import TASKS, get_card, make_env
@@ -62,7 +69,10 @@ def bench_update(task: str, repeats: int, device: str, compile_too: bool) -> Non
     t = card.episode_limit
     batch = random_batch(card, cfg.batch_size, t, device)
     variants: dict[str, Learner] = {}
-    for name in ("vdn", "qmix", "handwritten", "tfcaf-graph"):
+    from tfcaf.trainer.reference import has_handwritten
+
+    names = ("vdn", "qmix", "handwritten", "tfcaf-graph") if has_handwritten(card) else ("vdn", "qmix")
+    for name in names:
         for compiled in ((False, True) if compile_too and name in ("qmix", "tfcaf-graph") else (False,)):
             torch.manual_seed(0)
             agent = RNNAgent(input_dim(card.obs_dim, card.n_agents, card.n_actions, True, True), card.n_actions).to(device)
@@ -126,7 +136,17 @@ def bench_throughput(task: str, seconds: float, device: str) -> None:
              learn_share=round(t_learn / wall, 3), wall_s=round(wall, 1), env_steps=steps)
 
 
-def bench_efficiency(task: str, seeds: int, steps: int | None, mixers: list[str], store: str, out: str) -> None:
+def split_arm(arm: str) -> tuple[str, str | None]:
+    """'happo' -> ('happo', None); 'qmix' / 'tfcaf:NAME' -> ('vd', 'qmix')."""
+    from tfcaf.trainer.algos import ALGOS
+
+    if arm in ALGOS and arm != "vd":
+        return arm, None
+    return "vd", arm
+
+
+def bench_efficiency(task: str, seeds: int, steps: int | None, arms: list[str], store: str, out: str,
+                     seed0: int = 0) -> None:
     from pathlib import Path
 
     from tfcaf.trainer.report import report
@@ -134,14 +154,15 @@ def bench_efficiency(task: str, seeds: int, steps: int | None, mixers: list[str]
 
     card = get_card(task)
     runs = []
-    for seed in range(seeds):
-        for mixer in mixers:
+    for seed in range(seed0, seed0 + seeds):
+        for arm in arms:
+            algo, mixer = split_arm(arm)
             flags = {"seed": seed, "steps": steps, "tensorboard": False}
-            cfg, source = resolve_config(card.family, flags=flags)
-            run = Run.start(task, mixer, cfg, store=store, config_source=source)
+            cfg, source = resolve_config(card.family, flags=flags, algo=algo)
+            run = Run.start(task, mixer, cfg, store=store, config_source=source, algo=algo)
             summary = run.train()
             runs.append(str(run.path))
-            emit(bench="efficiency_run", **{k: summary[k] for k in ("task", "mixer", "seed", "env_steps", "wall_s",
+            emit(bench="efficiency_run", **{k: summary[k] for k in ("task", "algo", "arm", "seed", "env_steps", "wall_s",
                                                                     "env_steps_per_s", "test_return_mean", "test_win_rate")})
     result = report(runs, Path(out))
     for row in result["rows"]:
@@ -149,12 +170,88 @@ def bench_efficiency(task: str, seeds: int, steps: int | None, mixers: list[str]
     emit(bench="efficiency_report", png=result["png"], table=result["table_md"])
 
 
+def bench_algos(task: str, envs: list[int], seconds: float, device: str, arms: list[str]) -> None:
+    """env-steps/s including learning, each arm with its own algorithm's schedule (qmix: pymarl's one update
+    per episode, batch 32; happo/mappo: one iteration per rollout_length x E steps), at each E, side by side."""
+    import tempfile
+
+    from tfcaf.trainer.onpolicy import RolloutCollector
+    from tfcaf.trainer.run import Run
+
+    card = get_card(task)
+    for n_envs in envs:
+        results = {}
+        for arm in arms:
+            algo, mixer = split_arm(arm)
+            cfg, _ = resolve_config(card.family, flags={"n_envs": n_envs, "tensorboard": False}, algo=algo)
+            built = None
+            if arm == "tfcaf-graph":  # the hand-written reference through a rebuilt plain-data graph
+                from tfcaf.trainer.mixers import BuiltMixer
+
+                built, mixer = BuiltMixer(graph_mixer(card, device), "tfcaf:graph", False, {}), None
+            with tempfile.TemporaryDirectory() as tmp:
+                run = Run(Path(tmp), task, mixer, cfg, device, Path(tmp), mixer=built, algo=algo)
+            env = make_env(task, n_envs=n_envs, device=device, seed=0)
+            steps = iters = updates = 0
+            t_collect = t_learn = 0.0
+            if algo == "vd":
+                collector = Collector(env, run.agent, generator=torch.Generator(device=device).manual_seed(0))
+                buffer = ReplayBuffer(max(1000, 2 * n_envs), card.episode_limit, card.n_agents, card.obs_dim,
+                                      card.state_dim, card.n_actions, device)
+                while len(buffer) < 64:  # warm-up: compiles the env, fills the buffer
+                    buffer.add(collector.run(n_envs, 1.0))
+                run.learner.update(buffer.sample(32))
+
+                def iteration() -> tuple[int, float, int]:
+                    a = time.perf_counter()
+                    before = collector.env_steps
+                    batch = collector.run(n_envs, 0.3)
+                    b = time.perf_counter()
+                    buffer.add(batch)
+                    for _ in range(batch.size):
+                        run.learner.update(buffer.sample(32))
+                    return collector.env_steps - before, b - a, batch.size
+            else:
+                rc = RolloutCollector(env, run.policy, run.critic, cfg.rollout_length, generator=run.generator)
+                run.learner.update(rc.run())  # warm-up
+
+                def iteration() -> tuple[int, float, int]:
+                    a = time.perf_counter()
+                    before = rc.env_steps
+                    ro = rc.run()
+                    b = time.perf_counter()
+                    run.learner.update(ro)
+                    return rc.env_steps - before, b - a, 1
+            start = time.perf_counter()
+            while time.perf_counter() - start < seconds or iters == 0:
+                a = time.perf_counter()
+                n, collect_s, u = iteration()
+                steps += n
+                t_collect += collect_s
+                t_learn += time.perf_counter() - a - collect_s
+                iters += 1
+                updates += u
+            wall = time.perf_counter() - start
+            env.close()
+            results[arm] = steps / wall
+            emit(bench="throughput_algos", task=task, arm=arm, algo=algo, n_envs=n_envs, device=device,
+                 env_steps_per_s=round(steps / wall, 1), iterations=iters, updates=updates, env_steps=steps,
+                 collect_share=round(t_collect / wall, 3), learn_share=round(t_learn / wall, 3), wall_s=round(wall, 1))
+        base = results.get("qmix")
+        if base:
+            emit(bench="throughput_ratio", task=task, n_envs=n_envs, device=device,
+                 **{f"{arm}_over_qmix": round(v / base, 2) for arm, v in results.items() if arm != "qmix"})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("update", "throughput", "efficiency", "all"))
+    parser.add_argument("what", choices=("update", "throughput", "efficiency", "algos", "all"))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=None, help="efficiency: env steps per run (default: the family's)")
-    parser.add_argument("--mixer", action="append", help="efficiency: mixers (default vdn, qmix, handwritten)")
+    parser.add_argument("--mixer", action="append", help="efficiency: mixers (kept for old commands; same as --arm)")
+    parser.add_argument("--arm", action="append", help="efficiency / algos: mixers or algorithms (repeatable)")
+    parser.add_argument("--envs", type=int, action="append", help="algos: E values (default 16, 64, 256)")
+    parser.add_argument("--seed0", type=int, default=0, help="efficiency: first seed")
     parser.add_argument("--store", default=".tfcaf-bench", help="efficiency: store for the runs")
     parser.add_argument("--out", default="report/efficiency", help="efficiency: report folder")
     parser.add_argument("--task", action="append")
@@ -170,10 +267,14 @@ def main() -> None:
     if args.what in ("throughput", "all"):
         for task in args.task or [t for t in ("lbf_8x8-2p-3f", "smac_3m") if t in TASKS]:
             bench_throughput(task, args.seconds, args.device)
+    arms = (args.mixer or []) + (args.arm or [])
     if args.what == "efficiency":
         for task in args.task or ["matrix_climbing"]:
-            bench_efficiency(task, args.seeds, args.steps, args.mixer or ["vdn", "qmix", "handwritten"], args.store,
-                             f"{args.out}/{task}" if len(args.task or [1]) > 1 else args.out)
+            bench_efficiency(task, args.seeds, args.steps, arms or ["vdn", "qmix", "happo", "hatrpo", "mappo"], args.store,
+                             f"{args.out}/{task}" if len(args.task or [1]) > 1 else args.out, args.seed0)
+    if args.what == "algos":
+        for task in args.task or [t for t in ("smac_3m", "lbf_8x8-2p-3f") if t in TASKS]:
+            bench_algos(task, args.envs or [16, 64, 256], args.seconds, args.device, arms or ["qmix", "happo", "mappo"])
 
 
 if __name__ == "__main__":

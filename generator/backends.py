@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from tfcaf.errors import UsageError
+from tfcaf.plugins import load, register_into
 
 Message = dict[str, str]
 """One chat message: {"role": "system"|"user"|"assistant", "content": str}."""
@@ -145,17 +146,28 @@ class BackendSpec:
     """True when it runs with no network at all."""
 
 
-BACKENDS: dict[str, BackendSpec] = {
-    "local": BackendSpec("local", "tfcaf.generator.backend_local:LocalBackend",
+BACKENDS: dict[str, BackendSpec] = {}
+
+
+def register_builtin_backends(register) -> None:
+    """The built-in backends, through the same hook a `tfcaf.backends` plugin offers (see `tfcaf.plugins`)."""
+    for spec in _BUILTIN_BACKENDS:
+        register(spec)
+
+
+_BUILTIN_BACKENDS = (
+    BackendSpec( "local", "tfcaf.generator.backend_local:LocalBackend",
                          "embedded llama.cpp (xllamacpp) with the SmolLM2-135M-Instruct GGUF, in process, offline",
                          default_mode="spec", offline=True),
-    "openai": BackendSpec("openai", "tfcaf.generator.backend_openai:OpenAIBackend",
+    BackendSpec("openai", "tfcaf.generator.backend_openai:OpenAIBackend",
                           "any OpenAI-compatible endpoint through the official openai SDK",
                           default_mode="code", offline=False),
-    "transformers": BackendSpec("transformers", "tfcaf.generator.backend_transformers:TransformersBackend",
+    BackendSpec("transformers", "tfcaf.generator.backend_transformers:TransformersBackend",
                                 "a local Hugging Face model directory (transformers, no downloads)",
                                 default_mode="code", offline=True),
-}
+)
+register_backend = register_into(BACKENDS, "backend", lambda spec: spec.name)
+load("backends", register_builtin_backends, register_backend, lambda spec: spec.name, BackendSpec, BACKENDS)
 
 
 def get_backend_spec(name: str) -> BackendSpec:

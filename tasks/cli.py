@@ -19,11 +19,20 @@ def _task_row(name: str) -> dict:
 
 
 def tasks(name: Optional[str] = typer.Argument(None, help="Show this task's full card (e.g. smac_3m); omit to list every task."),
-          as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table / prose.")) -> None:
+          as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table / prose."),
+          check: bool = typer.Option(False, "--check", help="Run the conformance checks on NAME's environment "
+                                     "(any task, a plugin's included); exit 1 when it disagrees with its card.")) -> None:
     """List every task (family, backend, N agents, S state features, A actions, installed?) or show one task's card."""
     from tfcaf.tasks.describe import card_to_dict, describe
     from tfcaf.tasks.registry import TASKS, get_task
 
+    if check:
+        if name is None:
+            from tfcaf.errors import UsageError
+
+            raise UsageError("--check needs a task name: tfcaf tasks --check NAME")
+        _check(name, as_json)
+        return
     if name is None:
         rows = [_task_row(n) for n in TASKS]
         if as_json:
@@ -36,7 +45,10 @@ def tasks(name: Optional[str] = typer.Argument(None, help="Show this task's full
         for col in ("name", "family", "backend", "N", "S", "A", "limit", "installed"):
             table.add_column(col, justify="right" if col in ("N", "S", "A", "limit") else "left",
                              no_wrap=col == "name")
-        for r in rows:
+        from rich.markup import escape
+
+        for r in rows:  # plugin cards are not tfcaf's text: no Rich markup from them
+            r = {k: escape(v) if isinstance(v, str) else v for k, v in r.items()}
             table.add_row(r["name"], r["family"], r["backend"], str(r["n_agents"]), str(r["state_dim"]), str(r["n_actions"]),
                           str(r["episode_limit"]), "yes" if r["installed"] else f"no: {r['install']}")
         Console().print(table)
@@ -48,6 +60,23 @@ def tasks(name: Optional[str] = typer.Argument(None, help="Show this task's full
     print(describe(task.card))
     print()
     print(f"Environment: {'installed' if task.installed else 'NOT installed; install with: ' + task.install}")
+
+
+def _check(name: str, as_json: bool) -> None:
+    from tfcaf.errors import RejectedError
+    from tfcaf.runtime import configure_torch
+    from tfcaf.tasks.conformance import ConformanceError, check_task
+
+    configure_torch()
+    try:
+        result = check_task(name)
+    except ConformanceError as err:
+        if as_json:
+            print(json.dumps({"task": name, "ok": False, "error": str(err)}))
+        raise RejectedError(f"task '{name}' fails conformance: {err}") from None
+    row = {"task": name, "ok": True, "n_envs": result.n_envs, "steps": result.steps, "episodes": result.episodes}
+    print(json.dumps(row) if as_json else
+          f"{name}: conforms to its card ({result.steps} steps x {result.n_envs} envs, {result.episodes} episodes)")
 
 
 def record_states(task: str = typer.Option(..., "--task", help="Task name, e.g. smac_3m (see `tfcaf tasks`)."),

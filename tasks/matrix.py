@@ -52,18 +52,24 @@ PAYOFFS = {"matrix_climbing": CLIMBING, "matrix_penalty": PENALTY}
 class MatrixGameEnv(BatchedEnv):
     """E independent copies of a one-step matrix game; every step ends (terminates) the episode."""
 
-    def __init__(self, card: TaskCard, n_envs: int = 1, device: str = "cpu", seed: int = 0) -> None:
+    def __init__(self, card: TaskCard, n_envs: int = 1, device: str = "cpu", seed: int = 0,
+                 payoff: tuple[tuple[float, ...], ...] | None = None) -> None:
+        """`payoff` [A, A] defaults to the built-in game of `card.name` (a plugin game passes its own)."""
         import torch
 
-        if card.name not in PAYOFFS:
+        if payoff is None and card.name not in PAYOFFS:
             raise ValueError(f"no payoff matrix for task '{card.name}'")
         self.card = card
         self.n_envs = n_envs
         self.device = torch.device(device)
-        self._payoff = torch.tensor(PAYOFFS[card.name], dtype=torch.float32, device=self.device)  # [A, A]
+        self._payoff = torch.tensor(payoff if payoff is not None else PAYOFFS[card.name], dtype=torch.float32,
+                                    device=self.device)  # [A, A]
+        self._n_actions = int(self._payoff.shape[0])
+        if tuple(self._payoff.shape) != (self._n_actions, self._n_actions) or self._n_actions != card.n_actions:
+            raise ValueError(f"payoff must be [A, A] with A = card.n_actions = {card.n_actions}")
         self._obs = torch.ones(n_envs, 2, 1, device=self.device)  # [E, N, O]
         self._state = torch.ones(n_envs, 1, device=self.device)  # [E, S]
-        self._avail = torch.ones(n_envs, 2, 3, dtype=torch.bool, device=self.device)  # [E, N, A]
+        self._avail = torch.ones(n_envs, 2, self._n_actions, dtype=torch.bool, device=self.device)  # [E, N, A]
 
     def reset(self, seed: int | None = None) -> EnvStep:
         return first_step(self._obs, self._state, self._avail)
@@ -74,8 +80,8 @@ class MatrixGameEnv(BatchedEnv):
         actions = actions.to(self.device, torch.int64)
         if tuple(actions.shape) != (self.n_envs, 2):
             raise ValueError(f"actions must be [E, N] = [{self.n_envs}, 2], got {list(actions.shape)}")
-        if bool(((actions < 0) | (actions >= 3)).any()):
-            raise ValueError("actions must be in [0, 3)")
+        if bool(((actions < 0) | (actions >= self._n_actions)).any()):
+            raise ValueError(f"actions must be in [0, {self._n_actions})")
         reward = self._payoff[actions[:, 0], actions[:, 1]]  # [E]
         done = torch.ones(self.n_envs, dtype=torch.bool, device=self.device)
         return EnvStep(obs=self._obs, state=self._state, avail_actions=self._avail, reward=reward,

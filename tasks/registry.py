@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tfcaf.errors import MissingDependencyError, UsageError
+from tfcaf.plugins import load
 from tfcaf.tasks.card import TaskCard
 from tfcaf.tasks.matrix import MATRIX_CLIMBING, MATRIX_PENALTY
 
@@ -48,18 +49,23 @@ UNKNOWN_NAME_HINTS: list = []
 
 
 def register(task: Task) -> Task:
+    """Add a task (the `register` a `tfcaf.tasks` plugin hook receives)."""
+    if not isinstance(task, Task) or not isinstance(task.card, TaskCard):
+        raise TypeError("register() takes a tfcaf.tasks.registry.Task whose card is a TaskCard")
     if task.card.name in TASKS:
         raise ValueError(f"task '{task.card.name}' registered twice")
     TASKS[task.card.name] = task
     return task
 
 
-for _card in (MATRIX_CLIMBING, MATRIX_PENALTY):
-    register(Task(_card, "tfcaf.tasks.matrix:make_matrix_env"))
+def register_builtin_tasks(register) -> None:
+    """The built-in families, through the same hook a `tfcaf.tasks` plugin offers (see `tfcaf.plugins`).
 
-
-def _register_families() -> None:
-    """Register the task families whose card modules exist (each module calls `register`)."""
+    The matrix games register here; each family module (smax, lbf, mpe, vmas) registers its cards when
+    imported (cards only: their environment packages are imported by `make_env`).
+    """
+    for card in (MATRIX_CLIMBING, MATRIX_PENALTY):
+        register(Task(card, "tfcaf.tasks.matrix:make_matrix_env"))
     for module in ("tfcaf.tasks.smax", "tfcaf.tasks.lbf", "tfcaf.tasks.mpe", "tfcaf.tasks.vmas_tasks"):
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module)
@@ -93,4 +99,4 @@ def make_env(name: str, n_envs: int = 1, device: str = "cpu", seed: int = 0, **o
     return factory(task.card, n_envs=n_envs, device=device, seed=seed, **options)
 
 
-_register_families()
+load("tasks", register_builtin_tasks, register, lambda t: t.card.name, Task, TASKS)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from tfcaf.trainer.storage import EPISODE_SCHEME, allocate
+
 
 @dataclass
 class EpisodeBatch:
@@ -54,13 +56,9 @@ class EpisodeBatch:
 
 def empty_batch(size: int, steps: int, n_agents: int, obs_dim: int, state_dim: int, n_actions: int,
                 device: torch.device | str = "cpu") -> EpisodeBatch:
-    """Zeroed storage for `size` episodes of at most `steps` transitions."""
-    z = lambda *shape, dtype=torch.float32: torch.zeros(*shape, dtype=dtype, device=device)  # noqa: E731
-    return EpisodeBatch(obs=z(size, steps + 1, n_agents, obs_dim), state=z(size, steps + 1, state_dim),
-                        avail=z(size, steps + 1, n_agents, n_actions, dtype=torch.bool),
-                        actions=z(size, steps, n_agents, dtype=torch.int64), reward=z(size, steps),
-                        terminated=z(size, steps, dtype=torch.bool), mask=z(size, steps, dtype=torch.bool),
-                        episode_return=z(size), won=z(size, dtype=torch.bool), length=z(size, dtype=torch.int64))
+    """Zeroed storage for `size` episodes of at most `steps` transitions (from `storage.EPISODE_SCHEME`)."""
+    dims = {"B": size, "T": steps, "T1": steps + 1, "N": n_agents, "O": obs_dim, "S": state_dim, "A": n_actions}
+    return EpisodeBatch(**allocate(EPISODE_SCHEME, dims, device))
 
 
 class ReplayBuffer:

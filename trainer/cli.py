@@ -24,7 +24,9 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
 
 def train(
     task: Optional[str] = typer.Option(None, "--task", help="Task name (see `tfcaf tasks`)."),
-    mixer: str = typer.Option("qmix", "--mixer", help="vdn | qmix | handwritten | tfcaf:<approved name>."),
+    algo: str = typer.Option("vd", "--algo", help="vd (value decomposition, takes --mixer) | happo | hatrpo | mappo."),
+    mixer: Optional[str] = typer.Option(None, "--mixer", help="With --algo vd: vdn | qmix (default) | handwritten | "
+                                        "tfcaf:<approved name>. A usage error with the other algorithms."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Env steps to train for (default: the task family's)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default 0)."),
     envs: Optional[int] = typer.Option(None, "--envs", help="E, environments stepped together."),
@@ -36,13 +38,19 @@ def train(
     show_config: bool = typer.Option(False, "--show-config", help="Print the resolved config with each value's source and exit."),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON summary line on stdout."),
 ) -> None:
-    """Train agents with a mixer (VDN, QMIX, the hand-written reference, or an approved TFCAF) on a task."""
+    """Train on a task: value decomposition with a mixer (VDN, QMIX, the hand-written reference, an approved
+    TFCAF), or HAPPO / HATRPO / MAPPO (HARL's heterogeneous-agent family)."""
     from tfcaf.errors import UsageError
+    from tfcaf.trainer.algos import get_algo
     from tfcaf.runtime import resolve_device
     from tfcaf.tasks.registry import get_card
-    from tfcaf.trainer.config import field_docs, read_config_file, resolve_config
+    from tfcaf.trainer.config import VD_ONLY, field_docs, read_config_file, resolve_config
     from tfcaf.trainer.run import Run
 
+    spec = get_algo(algo)
+    if mixer is not None and not spec.uses_mixer:
+        raise UsageError(f"--mixer does not apply to --algo {algo}: {algo} learns a centralised V critic, not a mixed Q. "
+                         "Drop --mixer, or use --algo vd with it.")
     dev = resolve_device(device)
     if resume:
         run = Run.resume(resume, store=store, device=dev, steps=steps)
@@ -52,13 +60,17 @@ def train(
         card = get_card(task)
         file_values = read_config_file(config) if config else {}
         flags = {"steps": steps, "seed": seed, "n_envs": envs, **_parse_sets(sets)}
-        cfg, source = resolve_config(card.family, file_values, flags)
+        cfg, source = resolve_config(card.family, file_values, flags, algo=spec.name)
         if show_config:
             docs = field_docs()
+            print(f"{'algo':24} = {spec.name!r:12} [{'flag' if algo != 'vd' else 'default'}]  {spec.description}")
             for name, value in cfg.to_dict().items():
-                print(f"{name:24} = {value!r:12} [{source[name]}]  {docs.get(name, '')}")
+                doc = docs.get(name, "")
+                if (doc.startswith("[pg]") and spec.path != "rollout") or (name in VD_ONLY and spec.path == "rollout"):
+                    continue  # fields the other family reads: hidden, they do not apply
+                print(f"{name:24} = {value!r:12} [{source[name]}]  {doc}")
             return
-        run = Run.start(task, mixer, cfg, device=dev, store=store, config_source=source)
+        run = Run.start(task, mixer, cfg, device=dev, store=store, config_source=source, algo=spec.name)
     summary = _train_with_progress(run)
     if as_json:
         print(json.dumps(summary))
@@ -81,10 +93,10 @@ def _train_with_progress(run: "object") -> dict:
     columns = (TextColumn("[bold]train[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
-        tid = bar.add_task(inert_markup(f"{run.task} {run.mixer.name}"), total=run.cfg.steps, completed=run.env_steps, info="")  # type: ignore[attr-defined]
+        tid = bar.add_task(inert_markup(f"{run.task} {run.arm}"), total=run.cfg.steps, completed=run.env_steps, info="")  # type: ignore[attr-defined]
 
         def update(done: int, total: int, info: dict) -> None:
-            text = f"eps {info['epsilon']:.2f}"
+            text = f"eps {info['epsilon']:.2f}" if "epsilon" in info else ""
             if info.get("test_return_mean") is not None:
                 text += f" test {info['test_return_mean']:.3g}"
             if info.get("test_win_rate") is not None:

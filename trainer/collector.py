@@ -14,8 +14,9 @@ import torch
 
 from tfcaf.errors import InfrastructureError
 from tfcaf.tasks.env import BatchedEnv
-from tfcaf.trainer.agent import RNNAgent, build_inputs
+from tfcaf.trainer.agent import RNNAgent
 from tfcaf.trainer.buffer import EpisodeBatch, empty_batch
+from tfcaf.trainer.policy import EpsilonGreedyQ, Policy, select_actions  # noqa: F401 - select_actions re-exported
 
 
 def epsilon_at(step: int, start: float, finish: float, anneal_steps: int) -> float:
@@ -26,25 +27,16 @@ def epsilon_at(step: int, start: float, finish: float, anneal_steps: int) -> flo
     return start + frac * (finish - start)
 
 
-def select_actions(q: torch.Tensor, avail: torch.Tensor, epsilon: float,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """epsilon-greedy over available actions: q [E, N, A], avail [E, N, A] bool -> actions [E, N] int64."""
-    greedy = q.masked_fill(~avail, float("-inf")).argmax(-1)  # [E, N]
-    if epsilon <= 0.0:
-        return greedy
-    e, n, a = avail.shape
-    explore = torch.rand(e, n, generator=generator, device=q.device) < epsilon  # [E, N]
-    random = torch.multinomial(avail.reshape(e * n, a).to(torch.float32), 1, generator=generator).view(e, n)
-    return torch.where(explore, random, greedy)
-
-
 class Collector:
-    """Runs the shared agent in E envs and returns finished episodes as an EpisodeBatch."""
+    """Runs a policy (any `policy.Policy`; an RNNAgent is wrapped as epsilon-greedy) in E envs and returns
+    finished episodes as an EpisodeBatch."""
 
-    def __init__(self, env: BatchedEnv, agent: RNNAgent, *, agent_id: bool = True, last_action: bool = True,
+    def __init__(self, env: BatchedEnv, agent: RNNAgent | Policy, *, agent_id: bool = True, last_action: bool = True,
                  seed: int = 0, generator: torch.Generator | None = None) -> None:
         card = env.card
-        self.env, self.agent = env, agent
+        self.env = env
+        self.policy: Policy = (EpsilonGreedyQ(agent, card.n_agents, card.n_actions, agent_id, last_action)
+                               if isinstance(agent, RNNAgent) else agent)
         self.agent_id, self.last_action = agent_id, last_action
         self.n_envs, self.n_agents, self.n_actions = env.n_envs, card.n_agents, card.n_actions
         self.limit = card.episode_limit
@@ -62,7 +54,7 @@ class Collector:
         for f in fields(self.stage):
             getattr(self.stage, f.name).zero_()
         self.t = torch.zeros(self.n_envs, dtype=torch.int64, device=self.device)  # [E]
-        self.hidden = self.agent.initial_hidden(self.n_envs * self.n_agents, self.device)  # [E*N, H]
+        self.hidden = self.policy.initial_hidden(self.n_envs, self.device)  # [E, N, H]
         self.last_actions = torch.full((self.n_envs, self.n_agents), -1, dtype=torch.int64, device=self.device)
         self.obs, self.avail = first.obs, first.avail_actions
         self.stage.obs[:, 0] = first.obs
@@ -78,9 +70,8 @@ class Collector:
         seen = torch.zeros(self.n_envs, dtype=torch.bool, device=self.device)
         ar = torch.arange(self.n_envs, device=self.device)
         while (not bool(seen.all())) if first_only else count < min_episodes:
-            inputs = build_inputs(self.obs, self.last_actions, self.n_actions, self.agent_id, self.last_action)  # [E, N, D]
-            q, h = self.agent.step(inputs.reshape(self.n_envs * self.n_agents, -1), self.hidden)
-            actions = select_actions(q.view(self.n_envs, self.n_agents, -1), self.avail, epsilon, self.generator)  # [E, N]
+            act = self.policy.act(self.obs, self.last_actions, self.avail, self.hidden, epsilon, self.generator)
+            actions, h = act.actions, act.hidden  # [E, N], [E, N, H]
             out = self.env.step(actions)
             self.env_steps += self.n_envs
             t = self.t
@@ -109,7 +100,7 @@ class Collector:
                 raise InfrastructureError(f"task '{self.env.card.name}' ran past its episode limit {self.limit} without "
                                           "ending an episode; its env adapter must truncate at the limit.")
             not_done = (~done).view(self.n_envs, 1)
-            self.hidden = (h.view(self.n_envs, self.n_agents, -1) * not_done.unsqueeze(-1)).view_as(h)
+            self.hidden = h * not_done.unsqueeze(-1).to(h.dtype)  # [E, N, H]
             self.last_actions = torch.where(not_done, actions, torch.full_like(actions, -1))
             self.obs, self.avail = out.obs, out.avail_actions
         return _concat(finished)

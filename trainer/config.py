@@ -1,8 +1,10 @@
-"""Training configuration: one frozen dataclass, per-family defaults with their provenance.
+"""Training configuration: one frozen dataclass, layered defaults with their provenance.
 
-Fair by default: every mixer gets the same hyperparameters; only the family (matrix, lbf, smax, ...)
-changes the defaults, and only where the pymarl lineage itself uses different values. Derived values
-(e.g. the number of updates per iteration) are computed by functions, never by mutating a config.
+Layers, later wins: field defaults < task family (`FAMILY_DEFAULTS`) < algorithm (`ALGOS[a].defaults`,
+then its per-family `ALGOS[a].family_defaults`) < config file < flags. `--show-config` prints each value's
+layer. Fair by default: every mixer of the value-decomposition algorithm gets the same hyperparameters.
+Derived values (e.g. the number of updates per iteration) are computed by functions, never by mutating a
+config. Fields of one algorithm family are ignored by the other (their docstrings say which).
 
 Sources of the defaults:
   pymarl (Samvelyan et al. 2019, `src/config/default.yaml`, `algs/qmix.yaml`): RMSprop lr 5e-4
@@ -11,12 +13,16 @@ Sources of the defaults:
     QMIX mixing embed 32 with a 64-unit hypernetwork, agent id and last action in the input.
   EPyMARL (Papoudakis et al. 2021, `algs/qmix.yaml`): Adam lr 5e-4, standardise rewards, same sizes.
   JaxMARL (Rutherford et al. 2023): 16 parallel SMAX envs per update.
+  HARL (Zhong, Kuba et al. 2024, `harl/configs/algos_cfgs/happo.yaml`, `hatrpo.yaml`, `mappo.yaml`): the
+    policy-gradient fields (ppo_epoch 5, clip 0.2, GAE lambda 0.95, Huber delta 10, ValueNorm, hidden
+    [128, 128], LayerNorm on features, orthogonal init with output gain 0.01, kl_threshold 0.01, ...).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -43,7 +49,7 @@ class TrainConfig:
     warmup_episodes: int = 32
     """No updates until the buffer holds this many episodes (at least batch_size)."""
     lr: float = 5e-4
-    """Learning rate (pymarl RMSprop 5e-4; EPyMARL Adam 5e-4)."""
+    """Learning rate (vd: pymarl RMSprop 5e-4, EPyMARL Adam 5e-4; pg: the actors' Adam, HARL 5e-4)."""
     optimizer: str = "rmsprop"
     """'rmsprop' (pymarl: alpha 0.99, eps 1e-5) or 'adam' (EPyMARL)."""
     gamma: float = 0.99
@@ -96,22 +102,79 @@ class TrainConfig:
     """Write TensorBoard event files next to metrics.jsonl."""
     threads: int = 1
     """torch intra-op threads on CPU (1: see FACTS, 2 threads collapse under load)."""
+    # -- policy-gradient algorithms (happo, hatrpo, mappo; HARL's defaults) -------------------------
+    rollout_length: int = 100
+    """[pg] Env steps per env per iteration (HARL's episode_length): one update every rollout_length x E steps."""
+    ppo_epoch: int = 5
+    """[pg] Passes over each rollout per actor (PPO) and for the critic."""
+    num_mini_batch: int = 1
+    """[pg] Mini-batches per pass (split over envs x time for MLP policies, over envs for GRU ones)."""
+    clip_param: float = 0.2
+    """[pg] PPO ratio clip epsilon (also the value-clip range)."""
+    entropy_coef: float = 0.01
+    """[pg] Entropy bonus weight."""
+    value_loss_coef: float = 1.0
+    """[pg] Weight of the critic loss."""
+    critic_lr: float = 5e-4
+    """[pg] Critic learning rate (Adam; the actors use lr)."""
+    opti_eps: float = 1e-5
+    """[pg] Adam epsilon (HARL: 1e-5)."""
+    gae_lambda: float = 0.95
+    """[pg] GAE lambda (Schulman et al. 2016)."""
+    use_huber_loss: bool = True
+    """[pg] Huber instead of squared value error."""
+    huber_delta: float = 10.0
+    """[pg] Huber threshold."""
+    use_clipped_value_loss: bool = True
+    """[pg] PPO-style clipped value loss (max of clipped and unclipped errors)."""
+    use_valuenorm: bool = True
+    """[pg] Normalise value targets with running mean/variance (HARL's ValueNorm)."""
+    pg_hidden: int = 128
+    """[pg] Width of the two hidden layers of actors and critic (HARL: [128, 128])."""
+    recurrent: bool = False
+    """[pg] GRU actors and critic (HARL's use_recurrent_policy) instead of MLPs."""
+    feature_norm: bool = True
+    """[pg] LayerNorm on the input features (HARL's use_feature_normalization)."""
+    share_param: bool = False
+    """[pg] One actor for all agents (agent id appended); HAPPO/HATRPO default false, MAPPO true."""
+    fixed_order: bool = False
+    """[pg] Update agents in index order every iteration instead of a fresh random permutation."""
+    value_kind: str = "ep"
+    """[pg] Critic input: 'ep' (environment-provided global state) or 'fp' (state + agent's obs + id; one value per agent)."""
+    kl_threshold: float = 0.01
+    """[pg] HATRPO: the KL trust-region bound delta."""
+    ls_step: int = 10
+    """[pg] HATRPO: backtracking line-search steps."""
+    accept_ratio: float = 0.5
+    """[pg] HATRPO: accept a step when actual/expected improvement exceeds this."""
+    cg_iters: int = 10
+    """[pg] HATRPO: conjugate-gradient iterations."""
+    fisher_damping: float = 0.1
+    """[pg] HATRPO: damping added to Fisher-vector products."""
     seed: int = 0
     """Seed for torch, the envs and the collector."""
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "float" and not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise UsageError(f"invalid training config: {f.name} must be a finite number, got {value!r}")
+            if f.type == "int" and f.name in _POSITIVE and value <= 0:
+                raise UsageError(f"invalid training config: {f.name} must be > 0, got {value!r}")
+            if f.type == "int" and f.name in _NON_NEGATIVE and value < 0:
+                raise UsageError(f"invalid training config: {f.name} must be >= 0, got {value!r}")
+            if f.name in _PROBABILITIES and not 0.0 <= value <= 1.0:
+                raise UsageError(f"invalid training config: {f.name} must be in [0, 1], got {value!r}")
+            if f.name in _POSITIVE_FLOATS and not value > 0:
+                raise UsageError(f"invalid training config: {f.name} must be > 0, got {value!r}")
+            if f.name in _NON_NEGATIVE_FLOATS and value < 0:
+                raise UsageError(f"invalid training config: {f.name} must be >= 0, got {value!r}")
         checks = [
-            (self.steps > 0, "steps must be > 0"),
-            (self.n_envs > 0, "n_envs must be > 0"),
-            (self.batch_size > 0 and self.buffer_size >= self.batch_size, "need 0 < batch_size <= buffer_size"),
+            (self.buffer_size >= self.batch_size, "need batch_size <= buffer_size"),
             (self.optimizer in ("rmsprop", "adam"), "optimizer must be 'rmsprop' or 'adam'"),
             (self.target_update in ("hard", "soft"), "target_update must be 'hard' or 'soft'"),
-            (0.0 <= self.td_lambda <= 1.0, "td_lambda must be in [0, 1]"),
-            (self.n_step >= 1, "n_step must be >= 1"),
-            (0.0 <= self.gamma <= 1.0, "gamma must be in [0, 1]"),
-            (0.0 < self.tau <= 1.0, "tau must be in (0, 1]"),
-            (self.lr > 0, "lr must be > 0"),
-            (self.test_episodes > 0, "test_episodes must be > 0"),
+            (self.tau > 0.0, "tau must be in (0, 1]"),
+            (self.value_kind in ("ep", "fp"), "value_kind must be 'ep' or 'fp'"),
         ]
         for ok, message in checks:
             if not ok:
@@ -123,6 +186,21 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+
+VD_ONLY = frozenset({"updates_per_iter", "episodes_per_iter", "batch_size", "buffer_size", "warmup_episodes", "optimizer",
+                     "target_update", "target_update_interval", "tau", "double_q", "td_lambda", "n_step",
+                     "standardise_rewards", "epsilon_start", "epsilon_finish", "epsilon_anneal_steps", "agent_hidden",
+                     "agent_id", "last_action", "mixing_embed", "hypernet_embed", "compile_mixer"})
+"""Fields only the value-decomposition (replay) path reads; the '[pg]' fields only the rollout path reads."""
+
+_POSITIVE = {"steps", "n_envs", "batch_size", "buffer_size", "target_update_interval", "n_step", "agent_hidden",
+             "mixing_embed", "hypernet_embed", "test_interval", "test_episodes", "log_interval", "checkpoint_interval",
+             "threads", "rollout_length", "ppo_epoch", "num_mini_batch", "pg_hidden", "ls_step", "cg_iters"}
+_NON_NEGATIVE = {"updates_per_iter", "episodes_per_iter", "warmup_episodes", "epsilon_anneal_steps", "seed"}
+_PROBABILITIES = {"gamma", "td_lambda", "tau", "epsilon_start", "epsilon_finish", "gae_lambda", "clip_param",
+                  "accept_ratio"}
+_POSITIVE_FLOATS = {"lr", "critic_lr", "grad_clip", "opti_eps", "huber_delta", "kl_threshold", "reward_scale"}
+_NON_NEGATIVE_FLOATS = {"entropy_coef", "value_loss_coef", "fisher_damping"}
 
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     # One-step games: T = 1, so episodes are cheap; short annealing as in the QTRAN/WQMIX matrix runs.
@@ -166,10 +244,16 @@ def _coerce(name: str, raw: Any) -> Any:
                 return raw.lower() in ("1", "true", "yes")
             return bool(raw)
         if kind == "int":
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
             return int(raw)
         if kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
             return float(raw)
-        return str(raw)
+        if not isinstance(raw, str):
+            raise ValueError(raw)
+        return raw
     except (TypeError, ValueError):
         raise UsageError(f"config field '{name}' expects {kind}, got {raw!r}") from None
 
@@ -178,9 +262,17 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """A JSON or TOML file of field -> value."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        if p.stat().st_size > 1_000_000:
+            raise UsageError(f"config file {p} is larger than 1 MB; a config is a short table of field -> value.")
+        raw = p.read_bytes()
     except OSError as err:
         raise UsageError(f"cannot read config file {p}: {err.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"config file {p} is not UTF-8 text (binary?); give a JSON or TOML file.") from None
+    if "\x00" in text:
+        raise UsageError(f"config file {p} contains NUL bytes (binary?); give a JSON or TOML file.")
     try:
         if p.suffix == ".toml":
             import tomllib  # Python 3.11+
@@ -189,24 +281,33 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         else:
             data = json.loads(text)
     except Exception as err:  # noqa: BLE001 - any parse error is the user's file
-        raise UsageError(f"cannot parse config file {p}: {err}") from None
+        raise UsageError(f"cannot parse config file {p}: {type(err).__name__} {ascii(str(err))[:200]}") from None
     if not isinstance(data, dict):
         raise UsageError(f"config file {p} must hold a table/object of field -> value")
     return data
 
 
 def resolve_config(family: str, file_values: dict[str, Any] | None = None,
-                   flags: dict[str, Any] | None = None) -> tuple[TrainConfig, dict[str, str]]:
-    """Build the config: defaults < family defaults < config file < flags. Returns it and each field's source.
+                   flags: dict[str, Any] | None = None, algo: str = "vd") -> tuple[TrainConfig, dict[str, str]]:
+    """Build the config: defaults < family < algorithm (< its per-family layer) < config file < flags.
+    Returns it and each field's source.
 
     >>> cfg, source = resolve_config("matrix", flags={"seed": 3})
     >>> cfg.seed, source["seed"], source["n_envs"]
     (3, 'flag', 'family:matrix')
+    >>> cfg, source = resolve_config("smax", algo="happo")
+    >>> source["n_envs"], source["lr"]
+    ('algo:happo', 'algo:happo')
     """
+    from tfcaf.trainer.algos import get_algo
+
+    spec = get_algo(algo)
     values: dict[str, Any] = {}
     source = {f.name: "default" for f in fields(TrainConfig)}
-    for origin, layer in ((f"family:{family}", FAMILY_DEFAULTS.get(family, {})), ("file", file_values or {}),
-                          ("flag", {k: v for k, v in (flags or {}).items() if v is not None})):
+    layers = ((f"family:{family}", FAMILY_DEFAULTS.get(family, {})), (f"algo:{spec.name}", spec.defaults),
+              (f"algo:{spec.name}+{family}", spec.family_defaults.get(family, {})), ("file", file_values or {}),
+              ("flag", {k: v for k, v in (flags or {}).items() if v is not None}))
+    for origin, layer in layers:
         for name, raw in layer.items():
             values[name] = _coerce(name, raw)
             source[name] = origin

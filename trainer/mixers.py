@@ -20,6 +20,7 @@ from torch import nn
 
 from tfcaf.contract import check_inputs, check_output, mix_episodes
 from tfcaf.errors import RejectedError, UsageError
+from tfcaf.plugins import load, register_into
 from tfcaf.tasks.card import TaskCard
 
 TFCAF_PREFIX = "tfcaf:"
@@ -122,13 +123,25 @@ def _build_handwritten(card: TaskCard, cfg: Any, device: str) -> nn.Module:
     return CreditFunctionMixer(handwritten_for(card), card.n_agents, card.state_dim)
 
 
-MIXERS: dict[str, MixerSpec] = {
-    "vdn": MixerSpec("vdn", "sum of agent Q values (VDN)", lambda card, cfg, device: VDNMixer(), False),
-    "qmix": MixerSpec("qmix", "QMIX monotone hypernetwork mixer",
+MIXERS: dict[str, MixerSpec] = {}
+
+
+def register_builtin_mixers(register) -> None:
+    """The built-in mixers, through the same hook a `tfcaf.mixers` plugin offers (see `tfcaf.plugins`)."""
+    for spec in _BUILTIN_MIXERS:
+        register(spec)
+
+
+_BUILTIN_MIXERS = (
+    MixerSpec("vdn", "sum of agent Q values (VDN)", lambda card, cfg, device: VDNMixer(), False),
+    MixerSpec("qmix", "QMIX monotone hypernetwork mixer",
                       lambda card, cfg, device: QMixer(card.n_agents, card.state_dim, cfg.mixing_embed, cfg.hypernet_embed), True),
-    "handwritten": MixerSpec("handwritten", "hand-written reference credit function of the task family (not LLM-written)",
+    MixerSpec("handwritten", "hand-written reference credit function of the task family (not LLM-written)",
                              _build_handwritten, False),
-}
+)
+register_mixer = register_into(MIXERS, "mixer", lambda spec: spec.name)
+load("mixers", register_builtin_mixers, register_mixer,
+     lambda spec: spec.name if not spec.name.startswith(TFCAF_PREFIX) else "", MixerSpec, MIXERS)
 
 
 def approved_hashes(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -50,10 +50,21 @@ class HandwrittenAliveWeighted(nn.Module):
         return (weights * agents_q).sum(-1, keepdim=True)  # [B, 1]
 
 
+def has_handwritten(card: TaskCard) -> bool:
+    """Whether the task has a hand-written reference of its own (not just VDN under another name)."""
+    return card.family == "matrix" or card.alive is not None
+
+
 def handwritten_for(card: TaskCard) -> nn.Module:
-    """The hand-written reference credit function for a task's family."""
+    """The hand-written reference credit function for a task's family.
+
+    Where the state says nothing per agent (no alive flags, not a matrix game) the only reference would
+    be the plain sum, i.e. VDN: that is refused rather than silently named `handwritten`."""
+    from tfcaf.errors import UsageError
+
     if card.family == "matrix":
         return HandwrittenOptimistic()
     if card.alive is not None:
         return HandwrittenAliveWeighted(card.alive.columns)
-    return HandwrittenSum()
+    raise UsageError(f"task '{card.name}' has no hand-written reference credit function (family '{card.family}' has no "
+                     "per-agent alive flags); it would only be VDN. Use --mixer vdn.")

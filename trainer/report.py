@@ -1,4 +1,7 @@
-"""`tfcaf report`: learning curves (mean and 95% CI over seeds, per task and mixer) and a results table.
+"""`tfcaf report`: learning curves (mean and 95% CI over seeds, per task and arm) and a results table.
+
+An arm is what a run is compared as: the mixer for value decomposition (`vdn`, `qmix`, `tfcaf:NAME`), the
+algorithm otherwise (`happo`, `hatrpo`, `mappo`); all arms of a task share one plot.
 
 Final = the last greedy test of a run; best = its best test. Across seeds the table gives the mean, the
 IQM (interquartile mean: the mean of the middle 50% of seeds, Agarwal et al. 2021) and the seed count.
@@ -29,13 +32,19 @@ class RunCurve:
 
     path: Path
     task: str
-    mixer: str
+    mixer: str | None
     seed: int
     steps: np.ndarray
     returns: np.ndarray
     wins: np.ndarray
     status: str = "unknown"
     summary: dict[str, Any] = field(default_factory=dict)
+    algo: str = "vd"
+    arm: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.arm:
+            self.arm = self.mixer if self.algo == "vd" and self.mixer else self.algo
 
 
 def load_run(path: Path) -> RunCurve:
@@ -46,8 +55,9 @@ def load_run(path: Path) -> RunCurve:
     from tfcaf.files import finite_number, read_json, read_jsonl  # store files are untrusted: one reader
 
     prov = read_json(prov_path, "provenance")
-    if not isinstance(prov.get("task"), str) or not isinstance(prov.get("mixer"), str):
-        raise RejectedError(f"provenance {prov_path} has no task/mixer names; is it a training run?")
+    if not isinstance(prov.get("task"), str) or not isinstance(prov.get("mixer"), (str, type(None))) \
+            or not isinstance(prov.get("algo", "vd"), str):
+        raise RejectedError(f"provenance {prov_path} has no task/mixer/algo names; is it a training run?")
     seed = prov.get("seed", 0)
     tests: dict[int, dict[str, Any]] = {}
     for rec in read_jsonl(metrics_path, "metrics log"):  # a line cut by a kill is skipped
@@ -57,9 +67,10 @@ def load_run(path: Path) -> RunCurve:
     wins = [tests[k].get("test_win_rate") for k in keys]
     status_path = path / "status.json"
     status = read_json(status_path, "run status").get("status", "unknown") if status_path.is_file() else "unknown"
-    return RunCurve(path, prov["task"], prov["mixer"], int(seed) if finite_number(seed) else 0, np.array(keys, dtype=float),
+    return RunCurve(path, prov["task"], prov.get("mixer"), int(seed) if finite_number(seed) else 0, np.array(keys, dtype=float),
                     np.array([tests[k]["test_return_mean"] for k in keys], dtype=float),
-                    np.array([w if finite_number(w) else np.nan for w in wins], dtype=float), str(status))
+                    np.array([w if finite_number(w) else np.nan for w in wins], dtype=float), str(status),
+                    algo=str(prov.get("algo", "vd")), arm=str(prov.get("arm") or ""))
 
 
 def expand_runs(items: list[str]) -> list[Path]:
@@ -101,7 +112,7 @@ def group(curves: list[RunCurve]) -> dict[tuple[str, str], list[RunCurve]]:
     out: dict[tuple[str, str], list[RunCurve]] = {}
     for c in curves:
         if c.steps.size:
-            out.setdefault((c.task, c.mixer), []).append(c)
+            out.setdefault((c.task, c.arm), []).append(c)
     return out
 
 
@@ -119,19 +130,22 @@ def aggregate(runs: list[RunCurve], points: int = 60) -> dict[str, np.ndarray]:
 
 
 def table(curves: list[RunCurve]) -> list[dict[str, Any]]:
-    """One row per (task, mixer): final and best test return / win rate over seeds (mean and IQM)."""
+    """One row per (task, arm): final and best test return / win rate over seeds (mean, IQM, 95% CI of the mean)."""
     rows = []
-    for (task, mixer), runs in sorted(group(curves).items()):
+    for (task, arm), runs in sorted(group(curves).items()):
         final = np.array([r.returns[-1] for r in runs])
         best = np.array([r.returns.max() for r in runs])
-        row: dict[str, Any] = {"task": task, "mixer": mixer, "seeds": len(runs),
+        _, ci = mean_ci95(final.reshape(-1, 1))
+        row: dict[str, Any] = {"task": task, "arm": arm, "algo": runs[0].algo, "mixer": runs[0].mixer, "seeds": len(runs),
+                               "final_return_ci95": float(ci[0]),
                                "env_steps": int(min(r.steps[-1] for r in runs)),
                                "final_return_mean": float(final.mean()), "final_return_iqm": iqm(final),
                                "best_return_mean": float(best.mean()), "best_return_iqm": iqm(best)}
         if not np.isnan(runs[0].wins).all():
             fw = np.array([r.wins[-1] for r in runs])
             bw = np.array([np.nanmax(r.wins) for r in runs])
-            row.update(final_win_rate_mean=float(np.nanmean(fw)), final_win_rate_iqm=iqm(fw),
+            _, wci = mean_ci95(np.nan_to_num(fw).reshape(-1, 1))
+            row.update(final_win_rate_mean=float(np.nanmean(fw)), final_win_rate_iqm=iqm(fw), final_win_rate_ci95=float(wci[0]),
                        best_win_rate_mean=float(np.nanmean(bw)), best_win_rate_iqm=iqm(bw))
         rows.append(row)
     return rows
@@ -151,15 +165,15 @@ def plot(curves: list[RunCurve], out: Path) -> Path:
     n_rows = 2 if any(has_win.values()) else 1
     fig, axes = plt.subplots(n_rows, len(tasks), figsize=(5.2 * len(tasks), 3.6 * n_rows), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    mixers = sorted({m for _, m in groups})
+    arms = sorted({m for _, m in groups})
     for col, task in enumerate(tasks):
-        for mixer in mixers:
-            runs = groups.get((task, mixer))
+        for arm in arms:
+            runs = groups.get((task, arm))
             if not runs:
                 continue
             agg = aggregate(runs)
-            colour = colours[mixers.index(mixer) % len(colours)]
-            label = f"{mixer} (n={len(runs)})"
+            colour = colours[arms.index(arm) % len(colours)]
+            label = f"{arm} (n={len(runs)})"
             rows = [("return", "test return")] + ([("win", "test win rate")] if has_win[task] else [])
             for r, (key, ylabel) in enumerate(rows):
                 ax = axes[r][col]
@@ -188,12 +202,14 @@ def plot(curves: list[RunCurve], out: Path) -> Path:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     f = lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}"  # noqa: E731
-    lines = ["| task | mixer | seeds | env steps | final return (mean / IQM) | best return (mean / IQM) | final win rate (mean / IQM) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| task | arm | seeds | env steps | final return (mean ± 95% CI / IQM) | best return (mean / IQM) | "
+             "final win rate (mean ± 95% CI / IQM) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        win = f"{f(r.get('final_win_rate_mean'))} / {f(r.get('final_win_rate_iqm'))}" if "final_win_rate_mean" in r else "—"
-        lines.append(f"| {r['task']} | {r['mixer']} | {r['seeds']} | {r['env_steps']} | {f(r['final_return_mean'])} / "
-                     f"{f(r['final_return_iqm'])} | {f(r['best_return_mean'])} / {f(r['best_return_iqm'])} | {win} |")
+        win = (f"{f(r.get('final_win_rate_mean'))} ± {f(r.get('final_win_rate_ci95'))} / {f(r.get('final_win_rate_iqm'))}"
+               if "final_win_rate_mean" in r else "—")
+        lines.append(f"| {r['task']} | {r['arm']} | {r['seeds']} | {r['env_steps']} | {f(r['final_return_mean'])} ± "
+                     f"{f(r.get('final_return_ci95'))} / {f(r['final_return_iqm'])} | {f(r['best_return_mean'])} / "
+                     f"{f(r['best_return_iqm'])} | {win} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,1 @@
+"""Example tfcaf plugins (see README.md): every hook tfcaf offers, in one small package."""
