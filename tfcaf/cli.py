@@ -29,11 +29,12 @@ def version() -> None:
 
 def _register_all() -> None:
     from tfcaf.generator import cli as generator_cli
+    from tfcaf.generator.tuning import cli as tuning_cli
     from tfcaf.sandbox import cli as sandbox_cli
     from tfcaf.tasks import cli as tasks_cli
     from tfcaf.trainer import cli as trainer_cli
 
-    for module in (tasks_cli, sandbox_cli, generator_cli, trainer_cli):
+    for module in (tasks_cli, sandbox_cli, generator_cli, tuning_cli, trainer_cli):
         module.register(app)
 
 
