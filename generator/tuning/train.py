@@ -304,8 +304,8 @@ class Trainer:
             loss = sft_loss(lp, mask)
             self._step(loss)
             self.update_s.append(time.perf_counter() - t0)
-            self.metrics.log(step, loss=float(loss), batch=len(batch), update_s=self.update_s[-1], **info)
-            self.progress(step, loss=float(loss))
+            self.metrics.log(step, loss=float(loss.detach()), batch=len(batch), update_s=self.update_s[-1], **info)
+            self.progress(step, loss=float(loss.detach()))
 
     # TBRM ----------------------------------------------------------------------------------------
     def ref_table(self) -> dict[str, list[float]]:
@@ -360,9 +360,9 @@ class Trainer:
             loss = (res ** 2).mean()
             self._step(loss)
             self.update_s.append(time.perf_counter() - t0)
-            self.metrics.log(step, loss=float(loss), residual_abs=float(res.abs().mean()), batch=len(batch),
+            self.metrics.log(step, loss=float(loss.detach()), residual_abs=float(res.detach().abs().mean()), batch=len(batch),
                              update_s=self.update_s[-1], **info)
-            self.progress(step, loss=float(loss))
+            self.progress(step, loss=float(loss.detach()))
 
 
 class CoryTrainer(Trainer):
@@ -426,7 +426,7 @@ class CoryTrainer(Trainer):
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in opt.param_groups[0]["params"]], 1.0)
         opt.step()
-        return {f"{role}_loss": float(loss), f"{role}_kl": info["kl"]}
+        return {f"{role}_loss": float(loss.detach()), f"{role}_kl": info["kl"]}
 
     def run_cory(self) -> None:
         c = self.config
@@ -595,8 +595,11 @@ def save_policy(policy: Any, out: Path, method: str) -> None:
     if method == "cory":
         tmp = out / ".adapters"
         policy.model.save_pretrained(str(tmp))
-        # peft writes the first adapter at the top and the others in sub-folders named after them
-        (tmp / CoryTrainer.OBSERVER).rename(out / "observer")
-        tmp.rename(out / "adapter")
+        # peft writes an adapter named 'default' at the top and every other one in a sub-folder of its name
+        for role, dest in ((CoryTrainer.PIONEER, "adapter"), (CoryTrainer.OBSERVER, "observer")):
+            (tmp / role).rename(out / dest)
+        import shutil
+
+        shutil.rmtree(tmp)
         return
     policy.model.save_pretrained(str(out / "adapter"))
