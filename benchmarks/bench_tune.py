@@ -84,7 +84,7 @@ def main() -> None:
                 model, tok = base.model, base.tokenizer
             else:
                 cfg = TuneConfig(method=arm, base=args.base, name=arm, online=True, tasks=tuple(args.train_tasks),
-                                 steps=steps[arm], samples_per_step=2, batch=2 if arm != "tbrm" else 1, lr=args.lr,
+                                 steps=steps[arm], samples_per_step=1 if arm == "cory" else 2, batch=2 if arm != "tbrm" else 1, lr=args.lr,
                                  max_new_tokens=args.max_new_tokens, swap_every=1, store=str(store), seed=args.seed)
                 summary = tune(cfg, reward_fn=reward_fn)
                 model, tok, _ = load_generator(store / "generators" / arm)

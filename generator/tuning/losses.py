@@ -12,7 +12,8 @@ vocabulary. `logprobs` are log pi_theta(y_t | x, y_<t) of the tokens actually in
   with V_theta(x) read at the first response position.
 - `kl_pg_loss`: CORY's update (Ma et al. 2024, "Coevolving with the Other You: Fine-Tuning LLM with
   Sequential Cooperative Multi-Agent Reinforcement Learning", sec. 4) uses PPO with a value head; we use a
-  named critic-free variant, *KL-regularised REINFORCE with a batch-mean baseline*: the reward is shaped
+  named critic-free variant, *KL-regularised REINFORCE with a group-mean baseline* (the mean over the
+  pioneer/observer pairs drawn for one prompt; a running mean when there is one pair): the reward is shaped
   by the sequence KL to the frozen reference, r - kl_coef * sum_t (log pi - log pi_ref), as in CORY's
   eq. 3 (the reward CORY's PPO maximises), and the advantage is that minus the batch mean.
 """

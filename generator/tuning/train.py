@@ -63,7 +63,7 @@ class TuneConfig:
     batch: int = 2
     """Rows per update (rft, tbrm)."""
     samples_per_step: int = 2
-    """Online samples per update (rft: the group the best is kept from; tbrm tops up one per prompt; cory: 1 pioneer + 1 observer)."""
+    """Online samples per update (rft: the group the best is kept from; tbrm tops up one per prompt; cory: pioneer answers, each with one observer answer)."""
     max_new_tokens: int = 256
     """Tokens per sampled answer."""
     temperature: float = 1.0
@@ -406,21 +406,24 @@ class CoryTrainer(Trainer):
                     so[o] = a
         self.swaps += 1
 
-    def _update(self, role: str, row: Row, collective: float) -> dict[str, float]:
+    def _update(self, role: str, rows: list[Row], collective: list[float]) -> dict[str, float]:
+        """One KL-regularised REINFORCE step of `role` on its answers, each rewarded with the collective reward.
+        The baseline is the batch mean when there are several answers, else a running mean."""
         import torch
 
         from tfcaf.generator.tuning.losses import kl_pg_loss
 
         model = self.policy.model
         model.set_adapter(role)
-        pair = self.pair(row)
-        ref = self.policy.ref_logprobs([pair])  # [1, T]
-        lp, mask, _ = self.policy.score([pair])
+        pairs = [self.pair(r) for r in rows]
+        ref = self.policy.ref_logprobs(pairs)  # [B, T]
+        lp, mask, _ = self.policy.score(pairs)
         base = self.baseline[role]
-        loss, info = kl_pg_loss(lp, ref, mask, torch.tensor([collective], device=lp.device), self.config.kl_coef,
-                                baseline=0.0 if base is None else base)
+        reward = torch.tensor(collective, device=lp.device)
+        loss, info = kl_pg_loss(lp, ref, mask, reward, self.config.kl_coef,
+                                baseline=None if len(rows) > 1 else (0.0 if base is None else base))
         shaped = info["shaped_reward"]
-        self.baseline[role] = shaped if base is None else 0.9 * base + 0.1 * shaped  # running-mean baseline
+        self.baseline[role] = shaped if base is None else 0.9 * base + 0.1 * shaped
         opt = self.opts[role]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -436,29 +439,28 @@ class CoryTrainer(Trainer):
             task = self.tasks[step % len(self.tasks)]
             messages = _task_messages(task, c.mode)
             model.set_adapter(self.PIONEER)
-            pio = self.draw(task, messages, 1, step, self.PIONEER)
-            if not pio:
-                self.metrics.log(step, skipped=1)
-                self.progress(step)
-                continue
-            prow, pscore, _ = pio[0]
-            obs_messages = observer_messages(messages, prow.response, pscore, c.mode)
+            pio = self.draw(task, messages, c.samples_per_step, step, self.PIONEER)
+            pairs = []
             model.set_adapter(self.OBSERVER)
-            obs = self.draw(task, obs_messages, 1, step, self.OBSERVER)
-            if not obs:
+            for prow, pscore, _ in pio:  # one observer answer per pioneer answer
+                obs = self.draw(task, observer_messages(messages, prow.response, pscore, c.mode), 1, step, self.OBSERVER)
+                if obs:
+                    pairs.append((prow, pscore, obs[0][0], obs[0][1]))
+            if not pairs:
+                model.set_adapter(self.PIONEER)
                 self.metrics.log(step, skipped=1)
                 self.progress(step)
                 continue
-            orow, oscore, _ = obs[0]
-            collective = pscore.reward + oscore.reward  # CORY: both get r_pioneer + r_observer
-            info = self._update(self.PIONEER, prow, collective)
-            info.update(self._update(self.OBSERVER, orow, collective))
+            collective = [p[1].reward + p[3].reward for p in pairs]  # CORY: both get r_pioneer + r_observer
+            info = self._update(self.PIONEER, [p[0] for p in pairs], collective)
+            info.update(self._update(self.OBSERVER, [p[2] for p in pairs], collective))
             if (step + 1) % c.swap_every == 0:
                 self.swap()
             model.set_adapter(self.PIONEER)
             self.update_s.append(time.perf_counter() - t0)
-            self.metrics.log(step, r_pioneer=pscore.reward, r_observer=oscore.reward, collective=collective,
-                             swaps=self.swaps, update_s=self.update_s[-1], **info)
+            n = len(pairs)
+            self.metrics.log(step, r_pioneer=sum(p[1].reward for p in pairs) / n, r_observer=sum(p[3].reward for p in pairs) / n,
+                             collective=sum(collective) / n, swaps=self.swaps, update_s=self.update_s[-1], **info)
             self.progress(step, loss=info[f"{self.PIONEER}_loss"])
 
 

@@ -127,14 +127,16 @@ def test_cory_collective_reward_reaches_both_copies(tmp_path):
     """The pioneer scores 1, the observer 0: both are updated with the collective 1 + 0 (and both move)."""
     base, cfg = _cory(tmp_path, None, steps=1)
 
-    def reward(task, text, ids):  # the observer's prompt is the only one mentioning the pioneer
-        return Scored(1.0, True, {"status": "toy"})
+    script = iter([1.0, 0.0, 0.0, 0.5])  # pioneer answers 1 and 0, then their observers 0 and 0.5
+
+    def reward(task, text, ids):
+        return Scored(next(script), False, {"status": "toy"})
 
     seen = []
     orig = CoryTrainer._update
 
     def spy(self, role, row, collective):
-        seen.append((role, collective))
+        seen.append((role, list(collective)))
         before = {n: p.detach().clone() for n, p in self.policy.model.named_parameters() if f".{role}." in n}
         out = orig(self, role, row, collective)
         moved = any(not torch.equal(p, before[n]) for n, p in self.policy.model.named_parameters() if n in before)
@@ -146,15 +148,16 @@ def test_cory_collective_reward_reaches_both_copies(tmp_path):
         tune(cfg, reward_fn=reward, base=base)
     finally:
         CoryTrainer._update = orig
-    assert seen == [("pioneer", 2.0), ("pioneer", "moved"), ("observer", 2.0), ("observer", "moved")]
+    # both copies learn from r_pioneer + r_observer = [1 + 0, 0 + 0.5], not from their own scores
+    assert seen == [("pioneer", [1.0, 0.5]), ("pioneer", "moved"), ("observer", [1.0, 0.5]), ("observer", "moved")]
     metrics = [json.loads(x) for x in open(tmp_path / "store" / "generators" / "c" / "metrics.jsonl")]
-    assert metrics[0]["collective"] == 2.0 and metrics[0]["r_pioneer"] == 1.0 and metrics[0]["r_observer"] == 1.0
+    assert metrics[0]["collective"] == 0.75 and metrics[0]["r_pioneer"] == 0.5 and metrics[0]["r_observer"] == 0.25
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method,extra", [("rft", {"samples_per_step": 8, "batch": 8}),
                                           ("tbrm", {"batch": 8, "beta": 0.01}),
-                                          ("cory", {"swap_every": 5})])
+                                          ("cory", {"swap_every": 5, "samples_per_step": 4})])
 def test_each_method_raises_a_toy_verifiable_reward(tmp_path, method, extra):
     from tfcaf.generator.tuning.serve import load_generator
 
