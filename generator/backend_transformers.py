@@ -28,8 +28,21 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from tfcaf.generator.tuning.model import check_device
+
+        check_device(settings.device)
         if settings.device == "cpu":
             torch.set_num_threads(max(1, settings.threads))
+        self.generator: dict | None = None
+        from tfcaf.generator.tuning.serve import is_generator_dir, load_generator
+
+        if is_generator_dir(path):  # a tuned generator (`tfcaf tune`): base checked by hash + adapter
+            self._model, self._tokenizer, manifest = load_generator(path, settings.device)
+            self.generator = {"name": path.name, "method": manifest.get("method"),
+                              "base_sha256": (manifest.get("base") or {}).get("sha256")}
+            self._device = settings.device
+            self.model = f"tuned:{path.name}"
+            return
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             self._model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).to(settings.device)

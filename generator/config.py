@@ -102,6 +102,10 @@ class GenerateConfig:
     """Price in USD per million completion tokens."""
     store: str | None = None
     """Store directory (default $TFCAF_STORE or ./.tfcaf)."""
+    generator: str | None = None
+    """A tuned generator from `tfcaf tune` (see `tfcaf generators`): served offline through the transformers backend."""
+    device: str = "cpu"
+    """torch device of the transformers backend and tuned generators: cpu, cuda, cuda:1."""
     send_api_key: bool = True
     """Derived, never set by a file or the environment: false when base_url or api_key_env came from a tfcaf.toml auto-loaded from the working directory (and the URL is not in trusted_base_urls of the user's own ~/.config/tfcaf/config.toml); the API key is then not sent."""
 
@@ -111,7 +115,12 @@ class GenerateConfig:
             return self.mode
         from tfcaf.generator.backends import get_backend_spec
 
-        return get_backend_spec(self.backend).default_mode
+        return get_backend_spec(self.resolved_backend).default_mode
+
+    @property
+    def resolved_backend(self) -> str:
+        """The backend that serves: a tuned --generator is served by the transformers backend."""
+        return "transformers" if self.generator else self.backend
 
     @property
     def resolved_max_tokens(self) -> int:
@@ -161,6 +170,8 @@ class GenerateConfig:
         if not 0.0 <= self.temperature <= 2.0 or not 0.0 < self.top_p <= 1.0:
             raise UsageError("--temperature must be in [0, 2] and --top-p in (0, 1].")
         self.resolved_goals(None)
+        if self.generator is not None and self.backend not in ("local", "transformers"):
+            raise UsageError("--generator serves a tuned local model: drop --backend (or use --backend transformers).")
         if self.timeout_s <= 0 or self.time_budget_s < 0 or self.fitness_steps < 0:
             raise UsageError("--timeout-s must be positive; --time-budget-s and --fitness-steps non-negative.")
         return self

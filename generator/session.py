@@ -28,9 +28,14 @@ FITNESS_HOOK = "tfcaf.trainer.fitness:short_training_fitness"
 
 
 def backend_settings(config: GenerateConfig, store: Path | None = None) -> BackendSettings:
-    return BackendSettings(name=config.backend, model=config.model, base_url=config.base_url,
+    model = config.model
+    if config.generator:  # a tuned generator: its folder, served by the transformers backend
+        from tfcaf.generator.tuning.serve import generator_path
+
+        model = str(generator_path(store if store is not None else store_dir(config.store), config.generator))
+    return BackendSettings(name=config.resolved_backend, model=model, base_url=config.base_url,
                            api_key_env=config.api_key_env, send_api_key=config.send_api_key, timeout_s=config.timeout_s,
-                           max_retries=config.max_retries, threads=config.threads,
+                           max_retries=config.max_retries, threads=config.threads, device=config.device,
                            sha256_cache=str(store / "cache") if store is not None else None)
 
 
@@ -98,7 +103,8 @@ def _create_run(config: GenerateConfig, sources: dict[str, str] | None, store: P
     rundir.write_json("card.json", card_to_json(card))
     rundir.write_json("versions.json", versions())
     rundir.write_json("model.json", model or {})
-    rundir.append({"type": "run_started", "task": card.name, "backend": config.backend, "mode": config.resolved_mode,
+    rundir.append({"type": "run_started", "task": card.name, "backend": config.resolved_backend,
+                   "generator": config.generator, "mode": config.resolved_mode,
                    "model_identity": model or {}, "goal": config.resolved_goals(card)})
     return rundir
 
@@ -150,7 +156,8 @@ def generate(config: GenerateConfig | None, sources: dict[str, str] | None = Non
         if own_backend and backend is not None:
             backend.close()
     summary: dict[str, Any] = {
-        "run_id": rundir.run_id, "run_dir": str(rundir.path), "task": card.name, "backend": config.backend,
+        "run_id": rundir.run_id, "run_dir": str(rundir.path), "task": card.name, "backend": config.resolved_backend,
+        "generator": config.generator,
         "model": backend.model, "mode": config.resolved_mode, "candidates": len(result.candidates),
         "accepted": result.accepted, "selected": result.selected,
         "selected_score": next((c.score for c in result.candidates if c.cid == result.selected), None),

@@ -170,6 +170,7 @@ def approve(run_dir: Path, candidate_id: str, name: str | None = None, store: Pa
         "format": MANIFEST_FORMAT, "name": name, "task": run.task, "run_id": run.run_id, "run_dir": str(run.path),
         "candidate_id": candidate_id, "source_sha256": sha256_text(source), "graph_sha256": graph_digest(graph),
         "backend": cfg.get("backend"), "model": cfg.get("model"), "mode": config.get("mode"),
+        "generator": cfg.get("generator"),  # the tuned generator (tfcaf tune) that wrote it, or None
         "verdict": {"status": verdict.get("status"), "metrics": verdict.get("metrics") or {}},
         "versions": versions(), "approved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "approver": _approver(),

@@ -31,13 +31,14 @@ def _register_all() -> None:
     from tfcaf import artifacts_cli, plugins_cli
     from tfcaf.evaluator import cli as evaluator_cli
     from tfcaf.generator import cli as generator_cli
+    from tfcaf.generator.tuning import cli as tuning_cli
     from tfcaf.sandbox import cli as sandbox_cli
     from tfcaf.tasks import cli as tasks_cli
     from tfcaf.trainer import cli as trainer_cli
     from tfcaf.trainer import sweep_cli
 
-    for module in (tasks_cli, sandbox_cli, generator_cli, evaluator_cli, trainer_cli, sweep_cli, artifacts_cli,
-                   plugins_cli):
+    for module in (tasks_cli, sandbox_cli, generator_cli, tuning_cli, evaluator_cli, trainer_cli, sweep_cli,
+                   artifacts_cli, plugins_cli):
         module.register(app)
 
 

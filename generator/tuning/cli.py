@@ -1,0 +1,134 @@
+"""`tfcaf tune` and `tfcaf generators`."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+from functools import lru_cache
+from typing import Any, List, Optional
+
+import typer
+
+from tfcaf.errors import UsageError
+
+
+@lru_cache(maxsize=1)
+def _docs() -> dict[str, str]:
+    from tfcaf.generator.tuning.train import TuneConfig
+
+    body = ast.parse(inspect.getsource(TuneConfig)).body[0].body  # type: ignore[attr-defined]
+    out = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr) \
+                and isinstance(getattr(nxt, "value", None), ast.Constant) and isinstance(nxt.value.value, str):
+            out[node.target.id] = " ".join(nxt.value.value.split())
+    return out
+
+
+def _h(name: str) -> str:
+    return _docs().get(name, "")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def tune(
+        method: str = typer.Option("rft", "--method", help=_h("method")),
+        base: str = typer.Option("smollm2", "--base", help=_h("base")),
+        name: str = typer.Option(..., "--name", help=_h("name")),
+        data: Optional[str] = typer.Option(None, "--data", help=_h("data")),
+        online: bool = typer.Option(False, "--online", help=_h("online")),
+        tasks: Optional[List[str]] = typer.Option(None, "--tasks", help=_h("tasks") + " Repeat or comma-separate."),
+        steps: int = typer.Option(20, "--steps", help=_h("steps")),
+        store: Optional[str] = typer.Option(None, "--store", help=_h("store")),
+        seed: int = typer.Option(0, "--seed", help=_h("seed")),
+        mode: str = typer.Option("code", "--mode", help=_h("mode")),
+        full: bool = typer.Option(False, "--full", help="Fine-tune every weight instead of a LoRA adapter (small models)."),
+        lora_rank: int = typer.Option(8, "--lora-rank", help=_h("lora_rank")),
+        lr: float = typer.Option(1e-4, "--lr", help=_h("lr")),
+        batch: int = typer.Option(2, "--batch", help=_h("batch")),
+        samples_per_step: int = typer.Option(2, "--samples-per-step", help=_h("samples_per_step")),
+        max_new_tokens: int = typer.Option(256, "--max-new-tokens", help=_h("max_new_tokens")),
+        temperature: float = typer.Option(1.0, "--temperature", help=_h("temperature")),
+        rft_top: float = typer.Option(0.25, "--rft-top", help=_h("rft_top")),
+        beta: float = typer.Option(0.01, "--beta", help=_h("beta")),
+        length_norm: bool = typer.Option(False, "--length-norm", help=_h("length_norm")),
+        kl_coef: float = typer.Option(0.05, "--kl-coef", help=_h("kl_coef")),
+        swap_every: int = typer.Option(5, "--swap-every", help=_h("swap_every")),
+        eval_samples: int = typer.Option(0, "--eval-samples", help=_h("eval_samples")),
+        device: str = typer.Option("cpu", "--device", help=_h("device")),
+        threads: int = typer.Option(1, "--threads", help=_h("threads")),
+        force: bool = typer.Option(False, "--force", help=_h("force")),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    ) -> None:
+        """Tune a local generator on its vetted attempts (rft, tbrm or cory); writes <store>/generators/NAME/.
+
+        Exit code 0 when training finished, 2 usage, 3 infrastructure."""
+        from tfcaf.generator.tuning.train import TuneConfig, tune as run_tune
+
+        task_list = tuple(t.strip() for item in (tasks or []) for t in item.split(",") if t.strip())
+        config = TuneConfig(method=method, base=base, name=name, data=data, online=online, tasks=task_list,
+                            steps=steps, store=store, seed=seed, mode=mode, lora=not full, lora_rank=lora_rank, lr=lr,
+                            batch=batch, samples_per_step=samples_per_step, max_new_tokens=max_new_tokens,
+                            temperature=temperature, rft_top=rft_top, beta=beta, length_norm=length_norm,
+                            kl_coef=kl_coef, swap_every=swap_every, eval_samples=eval_samples, device=device,
+                            threads=threads, force=force).check()
+        summary = _with_progress(run_tune, config)
+        if as_json:
+            print(json.dumps(summary, default=str))
+        else:
+            print(f"tuned generator '{summary['name']}' ({summary['method']}, {summary['steps']} steps, "
+                  f"{summary['online_samples']} online samples, {summary['train_s']:.1f} s) in {summary['out_dir']}")
+            for key in ("eval_before", "eval_after"):
+                if summary.get(key):
+                    e = summary[key]
+                    print(f"{key}: pass rate {e['pass_rate']:.3f}, mean reward {e['mean_reward']:.3f} over {e['n']} samples")
+            print(f"use it: tfcaf generate --task TASK --generator {summary['name']}")
+
+    @app.command()
+    def generators(
+        store: Optional[str] = typer.Option(None, "--store", help="Store directory (default $TFCAF_STORE or ./.tfcaf)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the manifests as JSON."),
+    ) -> None:
+        """List the tuned generators with their manifests."""
+        from tfcaf.generator.tuning.serve import list_generators
+        from tfcaf.store import store_dir
+
+        items = list_generators(store_dir(store))
+        if as_json:
+            print(json.dumps(items, default=str))
+            return
+        if not items:
+            print("no tuned generators yet: `tfcaf tune --method rft --name NAME --data FILE.jsonl` trains one.")
+            return
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title="tuned generators")
+        for col in ("name", "method", "mode", "status", "base", "base sha256", "data", "after (pass / reward)"):
+            table.add_column(col, overflow="fold")
+        for m in items:
+            b = m.get("base") or {}
+            d = m.get("data") or {}
+            after = m.get("eval_after") or {}
+            cells = [m.get("name"), m.get("method"), m.get("mode"), m.get("status"), b.get("spec"),
+                     str(b.get("sha256") or "")[:12], f"{d.get('path')} ({d.get('rows')} rows)" if d.get("path") else "online",
+                     f"{after.get('pass_rate', 0):.2f} / {after.get('mean_reward', 0):.2f}" if after else "-"]
+            table.add_row(*[Text(str(c)) for c in cells])  # store files are untrusted: never markup
+        Console().print(table)
+
+
+def _with_progress(run_tune: Any, config: Any) -> dict[str, Any]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(f"[bold]tune {config.method}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=Console(stderr=True)) as bar:
+        task = bar.add_task("loading the base model", total=config.steps)
+
+        def progress(step: int, **info: Any) -> None:
+            loss = info.get("loss")
+            bar.update(task, completed=step + 1, description="" if loss is None else f"loss {loss:.4f}")
+
+        return run_tune(config, progress=progress)
