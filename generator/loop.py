@@ -25,6 +25,7 @@ from tfcaf.evaluator import judge as judge_mod
 from tfcaf.evaluator import goals as goals_mod
 from tfcaf.evaluator.reward import reward_or_none
 from tfcaf.evaluator.selection import select
+from tfcaf.files import dumps
 from tfcaf.generator import prompting
 from tfcaf.generator.backends import Backend, Completion, Message, identity
 from tfcaf.generator.config import GenerateConfig
@@ -264,8 +265,8 @@ class GenerateLoop:
         if source is not None:
             (folder / "source.py").write_text(source, encoding="utf-8")
         if spec_json is not None:
-            (folder / "spec.json").write_text(json.dumps(spec_json, indent=2), encoding="utf-8")
-        (folder / "verdict.json").write_text(json.dumps(verdict, indent=1, sort_keys=True), encoding="utf-8")
+            (folder / "spec.json").write_text(dumps(spec_json, indent=2), encoding="utf-8")
+        (folder / "verdict.json").write_text(dumps(verdict, indent=1, sort_keys=True), encoding="utf-8")
         self.rundir.append({"type": "candidate", "cid": cid, "round": rnd, "slot": slot, "attempt": attempt,
                             "accepted": accepted, "verdict": verdict.get("verdict"), "status": verdict.get("status"),
                             "stage": verdict.get("stage"), "reasons": list(verdict.get("reasons") or [])[:3],

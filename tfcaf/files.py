@@ -195,3 +195,26 @@ def finite_number(value: Any) -> bool:
     import math
 
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def plain(value: Any) -> Any:
+    """`value` with every non-finite float written as the string 'nan' / 'inf' / '-inf' (the card's
+    convention), so what the store writes is strict JSON that `parse_json` reads back (a NaN in a
+    counterexample or a metric would otherwise make its whole line unreadable)."""
+    import dataclasses
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain(dataclasses.asdict(value))
+    return value
+
+
+def dumps(value: Any, **kwargs: Any) -> str:
+    """json.dumps of `plain(value)`: strict JSON (allow_nan=False) for every file the store writes."""
+    return json.dumps(plain(value), allow_nan=False, **kwargs)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tfcaf.errors import UsageError
+from tfcaf.files import dumps
 from tfcaf.store import write_atomic
 
 
@@ -79,14 +80,14 @@ class RunDir:
     def append(self, event: dict[str, Any]) -> None:
         """Append one event (a JSON object with a 'type') as a line, flushed and fsynced."""
         record = {"time": round(time.time(), 3), **event}
-        line = json.dumps(record, sort_keys=True, default=_json_default)
+        line = dumps(record, sort_keys=True, default=_json_default)
         with open(self.events_path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
     def write_json(self, name: str, data: Any) -> None:
-        write_atomic(self.path / name, json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+        write_atomic(self.path / name, dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
 
     def write_text(self, name: str, text: str) -> None:
         write_atomic(self.path / name, text)

@@ -35,6 +35,7 @@ from typing import Any, Callable
 import torch
 
 from tfcaf.errors import RejectedError, UsageError
+from tfcaf.files import dumps
 from tfcaf.provenance import versions
 from tfcaf.runtime import configure_torch
 from tfcaf.store import new_run_id, store_dir, write_atomic
@@ -52,7 +53,7 @@ Progress = Callable[[int, int, dict[str, Any]], None]
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str))
+    write_atomic(path, dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def find_run(run: str, store: Path) -> Path:
@@ -373,7 +374,7 @@ class Run:
 
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, default=str) + "\n")
+            fh.write(dumps(record, default=str) + "\n")
 
     def _status(self, status: str, **extra: Any) -> None:
         write_json_atomic(self.path / "status.json", {"status": status, "env_steps": self.env_steps, **extra})
