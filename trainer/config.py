@@ -260,19 +260,14 @@ def _coerce(name: str, raw: Any) -> Any:
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A JSON or TOML file of field -> value."""
+    from tfcaf.errors import RejectedError
+    from tfcaf.files import read_text  # the one reader of untrusted files (size, binary, NUL)
+
     p = Path(path)
     try:
-        if p.stat().st_size > 1_000_000:
-            raise UsageError(f"config file {p} is larger than 1 MB; a config is a short table of field -> value.")
-        raw = p.read_bytes()
-    except OSError as err:
-        raise UsageError(f"cannot read config file {p}: {err.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"config file {p} is not UTF-8 text (binary?); give a JSON or TOML file.") from None
-    if "\x00" in text:
-        raise UsageError(f"config file {p} contains NUL bytes (binary?); give a JSON or TOML file.")
+        text = read_text(p, "config file", max_bytes=1_000_000)
+    except RejectedError as err:  # a malformed --config is the user's input: a usage error (exit 2)
+        raise UsageError(str(err)) from None
     try:
         if p.suffix == ".toml":
             import tomllib  # Python 3.11+
