@@ -110,6 +110,21 @@ class LLMCaller:
             with self._lock:
                 self.stats.cached += 1
             cost = 0.0
+        self._log(key, purpose, messages, sampling, answer, cost, self.identity)
+        return answer
+
+    def record(self, purpose: str, messages: list[Message], sampling: dict[str, Any], answer: Completion,
+               identity: dict[str, Any]) -> str:
+        """Log an answer that no LLM produced (a deterministic spec edit of the refinement MDP, a seeded
+        starting spec) as an exchange of the `identity`'s producer, so the dataset joins it like any
+        other; not counted as an LLM call. Returns its key (also `last_exchange`)."""
+        key = request_key(identity["backend"], identity["model"], messages, sampling)
+        self._local.exchange = key
+        self._log(key, purpose, messages, sampling, answer, 0.0, identity)
+        return key
+
+    def _log(self, key: str, purpose: str, messages: list[Message], sampling: dict[str, Any], answer: Completion,
+             cost: float, ident: dict[str, Any]) -> None:
         prompt_id = self.rundir.save_prompt(messages)
         schema = sampling.get("json_schema")
         settings = {k: v for k, v in sampling.items() if k != "json_schema"}
@@ -117,14 +132,13 @@ class LLMCaller:
             settings["json_schema_sha256"] = self.rundir.save_schema(schema)
         with self._lock:
             if key in self._replay:  # another thread logged the same request meanwhile
-                return answer
+                return
             self.rundir.append({"type": "exchange", "id": key, "key": key, "purpose": purpose, "prompt": prompt_id,
                                 "sampling": settings, "constrained": schema is not None, "cached": answer.cached,
-                                "backend": self.identity["backend"], "model": self.identity["model"],
-                                "model_sha256": self.identity.get("model_sha256"),
+                                "backend": ident["backend"], "model": ident["model"],
+                                "model_sha256": ident.get("model_sha256"),
                                 "cost_usd": cost, "completion": answer.to_json()})
             self._replay[key] = answer.to_json()
-        return answer
 
 
 @dataclass
@@ -229,7 +243,11 @@ class GenerateLoop:
         cand.reward = reward.to_json() if reward is not None else None
         cand.achieved = goals_mod.achieved(cand.verdict, self.card, measures) if reward is not None else []
 
-    def _vet_answer(self, cid: str, rnd: int, slot: int, attempt: int, answer: str, request: dict[str, Any]) -> Candidate:
+    def vet_answer(self, cid: str, rnd: int, slot: int, attempt: int, answer: str, request: dict[str, Any],
+                   extra: dict[str, Any] | None = None) -> Candidate:
+        """Vet one answer the way every candidate is vetted (spec parse + render, the vetter, micro-tasks,
+        the tiered reward, goals), write its files and its candidate event (`extra` adds fields to the
+        event, e.g. the refinement step). `request` names the exchanges, prompt, goal and render info."""
         if cid in self._recorded:  # resumed: reuse, never vet or record twice
             e = self._recorded[cid]
             cand = Candidate(cid, rnd, slot, attempt, bool(e["accepted"]), answer, self.rundir.source(cid),
@@ -273,7 +291,8 @@ class GenerateLoop:
                             "spec": spec_json, "metrics": verdict.get("metrics") or {},
                             "exchanges": request["exchanges"], "prompt": request["prompt"], "goal": request["goal"],
                             "render": request["render"], "mode": self.mode,
-                            "measures": cand.measures, "reward": cand.reward, "achieved": cand.achieved})
+                            "measures": cand.measures, "reward": cand.reward, "achieved": cand.achieved,
+                            **(extra or {})})
         if verdict.get("verdict") == "error":
             self._infra_errors += 1
             if self._infra_errors >= MAX_INFRA_ERRORS:
@@ -295,7 +314,7 @@ class GenerateLoop:
                                   messages, self._sampling("coder", rnd, slot, attempt))
             request = {"exchanges": [self.llm.last_exchange], "prompt": self.rundir.save_prompt(messages),
                        "goal": list(self.goals), "render": {**render_info, "first_messages": len(first)}}
-            cand = self._vet_answer(cid, rnd, slot, attempt, answer.text, request)
+            cand = self.vet_answer(cid, rnd, slot, attempt, answer.text, request)
             out.append(cand)
             if cand.accepted or cand.verdict.get("verdict") == "error" or self._over_budget():
                 break

@@ -95,9 +95,11 @@ def _ensure_states(vet: Any, card: Any, progress: Progress | None) -> None:
         ensure(card.name)
 
 
-def _create_run(config: GenerateConfig, sources: dict[str, str] | None, store: Path, card: Any,
-                model: dict[str, Any] | None = None) -> RunDir:
-    rundir = RunDir.create(store, card.name, new_run_id())
+def create_run(config: GenerateConfig, sources: dict[str, str] | None, store: Path, card: Any,
+               model: dict[str, Any] | None = None, prefix: str = "") -> RunDir:
+    """A new run directory with its inputs (config, card, versions, model) and the run_started event
+    (also used by the refinement MDP's runs, whose ids start with `prefix` 'refine-')."""
+    rundir = RunDir.create(store, card.name, new_run_id(prefix))
     rundir.write_json("config.json", {"config": config.to_json(), "sources": sources or {},
                                       "mode": config.resolved_mode, "max_tokens": config.resolved_max_tokens})
     rundir.write_json("card.json", card_to_json(card))
@@ -135,7 +137,7 @@ def generate(config: GenerateConfig | None, sources: dict[str, str] | None = Non
             backend = make_backend(backend_settings(config, store_path))
         model = identity(backend)
         if rundir is None:
-            rundir = _create_run(config, sources, store_path, card, model)
+            rundir = create_run(config, sources, store_path, card, model)
         else:
             rundir.append({"type": "run_resumed", "model_identity": model})
         if on_start is not None:
