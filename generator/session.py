@@ -131,6 +131,11 @@ def generate(config: GenerateConfig | None, sources: dict[str, str] | None = Non
     card = get_card(config.task)
     configure_torch(config.threads)
     fitness = fitness_hook(config.fitness_steps)
+    refiner = None
+    if config.refiner:  # an unknown name is a usage error before a run directory exists
+        from tfcaf.evaluator.refine import load_policy
+
+        refiner = load_policy(config.refiner, store_path, seed=config.seed, device=config.device)
     own_backend = backend is None
     try:
         if backend is None:  # a bad model or endpoint setting fails here, before a run directory exists
@@ -148,7 +153,7 @@ def generate(config: GenerateConfig | None, sources: dict[str, str] | None = Non
                 _ensure_states(vet, card, progress)
             loop = GenerateLoop(config, card, backend, vet, rundir,
                                 cache=ResponseCache(store_path / "cache" / "llm"), fitness=fitness, progress=progress,
-                                states=real_states(card.name, store_path))
+                                states=real_states(card.name, store_path), refiner=refiner)
             try:
                 result = loop.run()
             except InfrastructureError as err:
@@ -159,7 +164,7 @@ def generate(config: GenerateConfig | None, sources: dict[str, str] | None = Non
             backend.close()
     summary: dict[str, Any] = {
         "run_id": rundir.run_id, "run_dir": str(rundir.path), "task": card.name, "backend": config.resolved_backend,
-        "generator": config.generator,
+        "generator": config.generator, "refiner": config.refiner,
         "model": backend.model, "mode": config.resolved_mode, "candidates": len(result.candidates),
         "accepted": result.accepted, "selected": result.selected,
         "selected_score": next((c.score for c in result.candidates if c.cid == result.selected), None),

@@ -293,3 +293,46 @@ def test_real_vetter_episode(tmp_path):
         assert info["status"] == "ok" and "not_vdn" in s.achieved and done
         events = [e for e in RunDir(env.rundir.path).load_events() if e["type"] == "candidate"]
         assert events[-1]["measures"]["micro"]
+
+
+# -- generate --refiner ------------------------------------------------------------------------------
+def test_generate_refiner_random_end_to_end(tmp_path, monkeypatch):
+    """`tfcaf generate --refiner random` through the CLI on a scripted endpoint-free backend: the refiner
+    picks the operators of the repair/refine steps, each logged; the run still selects a candidate."""
+    import tfcaf.generator.session as session
+    from tfcaf.cli import main
+    from fakes import RuleVetter  # noqa: F401
+
+    good = json.dumps(_spec(weights={"health": 0.5}, vdn_blend=1.0, mask_dead=False))
+    llm = ScriptedLLM([good])
+    monkeypatch.setattr(session, "make_backend", lambda settings: llm)
+    monkeypatch.setattr(session, "default_vetter", lambda threads, store: _nullvet())
+    code = main(["generate", "--task", "smac_3m", "--store", str(tmp_path), "--backend", "openai", "--mode", "spec",
+                 "-k", "2", "--rounds", "2", "--repairs", "2", "--no-judge", "--refiner", "random", "--json"])
+    assert code == 0
+    run = next((tmp_path / "runs" / "smac_3m").glob("*"))
+    events = RunDir(run).load_events()
+    choices = [e for e in events if e["type"] == "refiner_choice"]
+    assert choices and all(e["operator"] in rf.OPERATOR_INDEX for e in choices)
+    refined = [e for e in events if e["type"] == "candidate" and e.get("refiner")]
+    assert refined and all(e["refiner"]["name"] == "random" for e in refined)
+    assert json.loads((run / "summary.json").read_text())["refiner"] == "random"
+    assert json.loads((run / "config.json").read_text())["config"]["refiner"] == "random"
+
+
+def test_generate_unknown_refiner_is_one_line_exit_2(tmp_path, capsys):
+    from tfcaf.cli import main
+
+    code = main(["generate", "--task", "smac_3m", "--store", str(tmp_path), "--refiner", "nosuch"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "nosuch" in err[0]
+    assert not (tmp_path / "runs").exists()
+    assert main(["generate", "--task", "smac_3m", "--store", str(tmp_path), "--refiner", "../x"]) == 2
+
+
+class _nullvet:
+    def __enter__(self):
+        return SpecVetter()
+
+    def __exit__(self, *exc):
+        return False
