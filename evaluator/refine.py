@@ -489,6 +489,11 @@ class RefineEnv:
                             "goals": self.goals, "seed": self.seed, "shaping": self.shaping, "start": self.start_kind,
                             "operators": [asdict(op) for op in OPERATORS], "prompt_goals": list(self.loop.goals)})
 
+    @property
+    def current(self) -> Any:
+        """The current candidate (a tfcaf.generator.loop.Candidate: verdict, graph, reward, achieved)."""
+        return None if self._current is None else self._current.cand
+
     def _where(self, step: int) -> tuple[int, int, int]:
         return (self.episode, 0, step)
 
