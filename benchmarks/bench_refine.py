@@ -48,7 +48,7 @@ def run_arm(arm: str, policy, task: str, goals: list[str], seeds: list[int], arg
     llm_calls = vet_calls = accepted_new = 0
     started = time.monotonic()
     with RefineEnv(task, store=store, backend=backend, vet=vet, horizon=args.horizon, goals=goals,
-                   seed=args.seed) as env:
+                   seed=args.seed, cache=args.cache) as env:
         for goal in goals:
             for seed in seeds:
                 t0 = time.monotonic()
@@ -154,6 +154,8 @@ def main() -> None:
     ap.add_argument("--store", default=None, help="store holding the trained refiners (generators/NAME)")
     ap.add_argument("--no-llm", action="store_true", help="no LLM backend (repair/refine become no-ops)")
     ap.add_argument("--fitness-steps", type=int, default=0, help="short training of each arm's best smac_3m candidate")
+    ap.add_argument("--work", default=None, help="store for the runs and the LLM response cache (default: a temp dir)")
+    ap.add_argument("--cache", action="store_true", help="serve requests identical to an earlier run's from <work>/cache/llm")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
@@ -169,7 +171,7 @@ def main() -> None:
     refiner_store = Path(args.store) if args.store else None
     arms = [(a, a) for a in args.arms] + [tuple(x.split("=", 1)) for x in args.refiner]
     policies = {label: load_policy(name, refiner_store or Path("."), seed=args.seed) for label, name in arms}
-    work = Path(tempfile.mkdtemp(prefix="bench-refine-"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-refine-"))
     lines: list[dict] = []
     backend = None if args.no_llm else make_backend(BackendSettings(name="local", threads=1))
     summaries = []

@@ -433,13 +433,14 @@ class RefineEnv:
     Extra keyword arguments beyond the shared interface: `vet` (a vet(text, card) function; default the
     real vetter), `start` ("seeded": a seeded starting spec, no LLM call; "llm": the generator's first
     answer; code mode is always "llm"), `fitness_steps` (short-training fitness of accepted candidates,
-    0 = off), `threads`, `max_chars` (observation clip)."""
+    0 = off), `threads`, `cache` (serve a request identical to an earlier one, same messages and seed, from
+    `<store>/cache/llm`; `llm_calls` still counts it: it counts the requests a policy makes)."""
 
     operators: tuple[Operator, ...] = OPERATORS
 
     def __init__(self, task: str, *, mode: str = "spec", horizon: int = 4, goals: Sequence[str] | None = None,
                  seed: int = 0, backend: Any = None, store: Any = None, shaping: float = 0.1, vet: Any = None,
-                 start: str = "seeded", fitness_steps: int = 0, threads: int = 1) -> None:
+                 start: str = "seeded", fitness_steps: int = 0, threads: int = 1, cache: bool = False) -> None:
         from tfcaf.generator.config import GenerateConfig
         from tfcaf.generator.loop import GenerateLoop
         from tfcaf.generator.session import create_run, default_vetter, fitness_hook, real_states
@@ -467,14 +468,17 @@ class RefineEnv:
         self.store = store_dir(store)
         self._stack = contextlib.ExitStack()
         llm = backend if backend is not None else _NoLLM()
-        config = GenerateConfig(task=task, backend=getattr(llm, "name", "local"), mode=mode, judge=False, cache=False,
+        config = GenerateConfig(task=task, backend=getattr(llm, "name", "local"), mode=mode, judge=False, cache=bool(cache),
                                 seed=self.seed, fitness_steps=int(fitness_steps), threads=int(threads), rounds=1, k=1)
         model = identity(llm)
         self.rundir = create_run(config, {}, self.store, self.card, model, prefix="refine-")
         try:
             if vet is None:
                 vet = self._stack.enter_context(default_vetter(int(threads), self.store))
-            self.loop = GenerateLoop(config, self.card, llm, vet, self.rundir, cache=None,
+            from tfcaf.generator.rundir import ResponseCache
+
+            self.loop = GenerateLoop(config, self.card, llm, vet, self.rundir,
+                                     cache=ResponseCache(self.store / "cache" / "llm") if cache else None,
                                      fitness=fitness_hook(int(fitness_steps)), states=real_states(task, self.store))
         except BaseException:
             self._stack.close()

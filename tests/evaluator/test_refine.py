@@ -336,3 +336,55 @@ class _nullvet:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_repair_of_a_rejected_llm_start_uses_the_repair_prompt(tmp_path):
+    good = json.dumps(_spec(weights={"health": 1.0}, vdn_blend=0.0))
+    llm = ScriptedLLM(lambda messages, sampling: "not json at all" if len(messages) == 2 else good)
+    with _env(tmp_path, backend=llm, start="llm") as env:
+        s = env.reset(goal="not_vdn")
+        assert s.summary.startswith("rejected") and "finite" not in s.achieved and env.llm_calls == 1
+        action = rf.PlainPolicy().choose(s, rf.OPERATORS)
+        assert rf.OPERATORS[action].id == "repair"
+        assert env.step(I["sharpen"])[3]["noop"] == "no spec to edit"
+        s, r, done, info = env.step(action)
+        repair = llm.requests[-1][0]
+        assert repair[-2] == {"role": "assistant", "content": "not json at all"}
+        assert "rejected by the checks" in repair[-1]["content"]
+        assert info["llm_calls"] == 1 and s.summary.startswith("accepted") and done
+
+
+def test_cache_serves_identical_requests_and_still_counts_them(tmp_path):
+    good = json.dumps(_spec(weights={"health": 1.0}, vdn_blend=0.0))
+    counts = []
+    for _ in range(2):
+        llm = ScriptedLLM([good])
+        with _env(tmp_path, backend=llm, cache=True) as env:
+            env.reset(goal="not_vdn", seed=3)
+            _, _, _, info = env.step(I["refine"])
+            counts.append((len(llm.requests), info["llm_calls"]))
+    assert counts == [(1, 1), (0, 1)]
+
+
+def test_loop_with_plain_refiner_repairs_like_the_plain_loop(tmp_path):
+    """Code mode, round 0: a rejected first answer; the plain refiner picks repair, and the repair prompt is
+    the loop's own (the failure fed back); later rounds start from the selected candidate."""
+    from fakes import BAD_CODE, GOOD_CODE, RuleVetter
+
+    from tfcaf.generator.config import resolve
+    from tfcaf.generator.session import generate
+
+    def answer(messages, sampling):
+        return BAD_CODE if len(messages) == 2 and "best answer so far" not in messages[-1]["content"] else GOOD_CODE
+
+    llm = ScriptedLLM(answer)
+    config, sources = resolve({"task": "matrix_climbing", "backend": "openai", "store": str(tmp_path), "k": 1,
+                               "rounds": 2, "repairs": 1, "judge": False, "refiner": "plain", "goals": "finite"}, env={})
+    summary = generate(config, sources, backend=llm, vet=RuleVetter())
+    assert summary["accepted"] >= 1 and summary["selected"] == "r0-c0-a1"
+    repair = llm.requests[1][0]
+    assert repair[-2] == {"role": "assistant", "content": BAD_CODE} and "shape [B, 1]" in repair[-1]["content"]
+    events = RunDir(Path(summary["run_dir"])).load_events()
+    assert [e["operator"] for e in events if e["type"] == "refiner_choice"] == ["repair"]
+    # round 1: every requested goal (finite) is met by the selected candidate, so the refiner is not asked again
+    assert not any(e["type"] == "candidate" and e["cid"].startswith("r1-") for e in events)
