@@ -402,6 +402,28 @@ class OperatorRunner:
         return Outcome(self._vet(cid, where, answer, messages, render, first, extra), 1, 1)
 
 
+def read_episodes(rundir: Any) -> list[dict[str, Any]]:
+    """The episodes of a refinement run's log (a tfcaf.rundir.RunDir), for a replay buffer:
+    [{"episode", "goal", "start": RefineState, "steps": [{"state", "action", "operator", "reward",
+    "next_state", "achieved", "done", "terminated", "truncated"}]}], states rebuilt with
+    RefineState.from_json. Malformed events (the log is store data) are skipped."""
+    out: dict[int, dict[str, Any]] = {}
+    for e in rundir.load_events():
+        try:
+            if e["type"] == "refine_episode":
+                out[int(e["episode"])] = {"episode": int(e["episode"]), "goal": str(e["goal"]),
+                                          "start": RefineState.from_json(e["state"]), "steps": []}
+            elif e["type"] == "refine_step" and int(e["episode"]) in out:
+                out[int(e["episode"])]["steps"].append({
+                    "state": RefineState.from_json(e["state"]), "action": int(e["action"]), "operator": str(e["operator"]),
+                    "reward": float(e["reward"]), "next_state": RefineState.from_json(e["next_state"]),
+                    "achieved": [str(g) for g in e.get("achieved") or []], "done": bool(e["done"]),
+                    "terminated": bool(e.get("terminated")), "truncated": bool(e.get("truncated"))})
+        except (KeyError, TypeError, ValueError):
+            continue
+    return [out[k] for k in sorted(out)]
+
+
 # -- the environment -------------------------------------------------------------------------------
 def refine_goals(card: Any, mode: str = "spec") -> list[str]:
     """The goals episodes draw from by default: the loop's default goals (without the ones every spec

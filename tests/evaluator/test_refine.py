@@ -246,6 +246,9 @@ def test_events_become_dataset_rows_and_transitions(tmp_path):
     assert all(set(("state", "action", "reward", "achieved", "done")) <= set(e) for e in steps)
     assert steps[-1]["done"] and steps[-1]["truncated"]
     assert [e["type"] for e in events].count("refine_episode") == 1 and events[-1]["type"] == "refine_finished"
+    (episode,) = rf.read_episodes(run)
+    assert episode["goal"] == "uses_feature:enemy_health_in_range" and [t["operator"] for t in episode["steps"]] == ["sharpen", "add_feature"]
+    assert episode["steps"][0]["state"] == episode["start"] and episode["steps"][1]["done"]
     builder = Builder(tmp_path, her=True)
     rows = list(builder.rows([run]))
     originals = [r for r in rows if not r["relabeled"]]
