@@ -107,7 +107,7 @@ def figure(lines: list[dict], path: Path) -> None:
             vals.append((r or {}).get("success_per_goal", {}).get(goal, 0.0))
         ax.bar([k + i * width for k in range(len(keys))], vals, width, label=arm)
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))])
-    ax.set_xticklabels([f"{t.split('-')[0]}\n{g.replace('uses_feature:', 'uses:')}" for t, g in keys], fontsize=7)
+    ax.set_xticklabels([f"{t.split('-')[0]}\n{g.replace('uses_feature:', 'uses:')}" for t, g in keys], fontsize=6)
     ax.set_ylabel("goal success rate")
     ax.set_ylim(0, 1.05)
     ax.set_title("refinement policies, spec mode, held-out tasks (same episodes, same call cap)")

@@ -345,12 +345,14 @@ class GenerateLoop:
             op = rf.OPERATORS[action]
             cid = f"r{rnd}-c{slot}-a{attempt}"
             extra = {"refiner": {"name": self.config.refiner, "operator": op.id, "goal": goal, "from": cand.cid}}
-            self.rundir.append({"type": "refiner_choice", "cid": cid, "from": cand.cid, "operator": op.id,
-                                "goal": goal, "state": state.to_json()})
+            choice = {"type": "refiner_choice", "cid": cid, "from": cand.cid, "operator": op.id, "goal": goal,
+                      "state": state.to_json()}
             if op.id == "stop":
+                self.rundir.append({**choice, "noop": "stop"})
                 break
             self.progress("status", text=f"{op.id} on {cand.cid} -> {cid}")
             done = runner.apply(op, current, cid, (rnd, slot, attempt), extra)
+            self.rundir.append({**choice, "noop": done.noop, "llm_calls": done.llm_calls, "vet_calls": done.vet_calls})
             if done.current is None:  # a no-op edit: the step is spent, nothing new to vet
                 continue
             out.append(done.current.cand)
