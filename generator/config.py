@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 import math
 import os
+import re
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -106,6 +107,8 @@ class GenerateConfig:
     """A tuned generator from `tfcaf tune` (see `tfcaf generators`): served offline through the transformers backend."""
     device: str = "cpu"
     """torch device of the transformers backend and tuned generators: cpu, cuda, cuda:1."""
+    refiner: str | None = None
+    """Who chooses the refinement operator at every repair/refine step (tfcaf.evaluator.refine): a trained refiner from `tfcaf tune --method sac-glam` (its name under <store>/generators), 'random' (uniform over the operators) or 'plain' (repair when rejected, else refine); unset = the plain loop."""
     send_api_key: bool = True
     """Derived, never set by a file or the environment: false when base_url or api_key_env came from a tfcaf.toml auto-loaded from the working directory (and the URL is not in trusted_base_urls of the user's own ~/.config/tfcaf/config.toml); the API key is then not sent."""
 
@@ -172,6 +175,8 @@ class GenerateConfig:
         self.resolved_goals(None)
         if self.generator is not None and self.backend not in ("local", "transformers"):
             raise UsageError("--generator serves a tuned local model: drop --backend (or use --backend transformers).")
+        if self.refiner is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", self.refiner):
+            raise UsageError(f"--refiner: {self.refiner!r} is not a refiner name (random, plain, or a name from `tfcaf generators`).")
         if self.timeout_s <= 0 or self.time_budget_s < 0 or self.fitness_steps < 0:
             raise UsageError("--timeout-s must be positive; --time-budget-s and --fitness-steps non-negative.")
         return self

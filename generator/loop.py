@@ -110,6 +110,21 @@ class LLMCaller:
             with self._lock:
                 self.stats.cached += 1
             cost = 0.0
+        self._log(key, purpose, messages, sampling, answer, cost, self.identity)
+        return answer
+
+    def record(self, purpose: str, messages: list[Message], sampling: dict[str, Any], answer: Completion,
+               identity: dict[str, Any]) -> str:
+        """Log an answer that no LLM produced (a deterministic spec edit of the refinement MDP, a seeded
+        starting spec) as an exchange of the `identity`'s producer, so the dataset joins it like any
+        other; not counted as an LLM call. Returns its key (also `last_exchange`)."""
+        key = request_key(identity["backend"], identity["model"], messages, sampling)
+        self._local.exchange = key
+        self._log(key, purpose, messages, sampling, answer, 0.0, identity)
+        return key
+
+    def _log(self, key: str, purpose: str, messages: list[Message], sampling: dict[str, Any], answer: Completion,
+             cost: float, ident: dict[str, Any]) -> None:
         prompt_id = self.rundir.save_prompt(messages)
         schema = sampling.get("json_schema")
         settings = {k: v for k, v in sampling.items() if k != "json_schema"}
@@ -117,14 +132,13 @@ class LLMCaller:
             settings["json_schema_sha256"] = self.rundir.save_schema(schema)
         with self._lock:
             if key in self._replay:  # another thread logged the same request meanwhile
-                return answer
+                return
             self.rundir.append({"type": "exchange", "id": key, "key": key, "purpose": purpose, "prompt": prompt_id,
                                 "sampling": settings, "constrained": schema is not None, "cached": answer.cached,
-                                "backend": self.identity["backend"], "model": self.identity["model"],
-                                "model_sha256": self.identity.get("model_sha256"),
+                                "backend": ident["backend"], "model": ident["model"],
+                                "model_sha256": ident.get("model_sha256"),
                                 "cost_usd": cost, "completion": answer.to_json()})
             self._replay[key] = answer.to_json()
-        return answer
 
 
 @dataclass
@@ -186,7 +200,7 @@ class GenerateLoop:
     def __init__(self, config: GenerateConfig, card: TaskCard, backend: Backend, vet: VetFn, rundir: RunDir,
                  cache: ResponseCache | None = None, fitness: FitnessFn | None = None,
                  progress: Progress | None = None, clock: Callable[[], float] = time.monotonic,
-                 states: Any = None) -> None:
+                 states: Any = None, refiner: Any = None) -> None:
         self.config, self.card, self.vet, self.rundir = config, card, vet, rundir
         self.mode = config.resolved_mode
         self.goals = config.resolved_goals(card)
@@ -198,6 +212,9 @@ class GenerateLoop:
         self._recorded = rundir.candidates()
         self._events = rundir.load_events()
         self._infra_errors = 0
+        self.refiner = refiner
+        """A policy (tfcaf.evaluator.refine.Policy) choosing the operator at every repair/refine step; None = plain."""
+        self._currents: dict[str, Any] = {}
 
     # -- one candidate ---------------------------------------------------------------------------
     def _sampling(self, *where: object) -> dict[str, Any]:
@@ -229,7 +246,11 @@ class GenerateLoop:
         cand.reward = reward.to_json() if reward is not None else None
         cand.achieved = goals_mod.achieved(cand.verdict, self.card, measures) if reward is not None else []
 
-    def _vet_answer(self, cid: str, rnd: int, slot: int, attempt: int, answer: str, request: dict[str, Any]) -> Candidate:
+    def vet_answer(self, cid: str, rnd: int, slot: int, attempt: int, answer: str, request: dict[str, Any],
+                   extra: dict[str, Any] | None = None) -> Candidate:
+        """Vet one answer the way every candidate is vetted (spec parse + render, the vetter, micro-tasks,
+        the tiered reward, goals), write its files and its candidate event (`extra` adds fields to the
+        event, e.g. the refinement step). `request` names the exchanges, prompt, goal and render info."""
         if cid in self._recorded:  # resumed: reuse, never vet or record twice
             e = self._recorded[cid]
             cand = Candidate(cid, rnd, slot, attempt, bool(e["accepted"]), answer, self.rundir.source(cid),
@@ -273,7 +294,8 @@ class GenerateLoop:
                             "spec": spec_json, "metrics": verdict.get("metrics") or {},
                             "exchanges": request["exchanges"], "prompt": request["prompt"], "goal": request["goal"],
                             "render": request["render"], "mode": self.mode,
-                            "measures": cand.measures, "reward": cand.reward, "achieved": cand.achieved})
+                            "measures": cand.measures, "reward": cand.reward, "achieved": cand.achieved,
+                            **(extra or {})})
         if verdict.get("verdict") == "error":
             self._infra_errors += 1
             if self._infra_errors >= MAX_INFRA_ERRORS:
@@ -283,6 +305,58 @@ class GenerateLoop:
         else:
             self._infra_errors = 0
         return cand
+
+    def _refined_slot(self, rnd: int, slot: int, first: list[Message], render_info: dict[str, Any],
+                      best: Candidate | None) -> list[Candidate]:
+        """One slot under a refiner: start from the first answer (round 0) or the best candidate (later
+        rounds), then at most 1 + `repairs` requests (round 0: `repairs`) where the refiner picks the
+        operator; the slot ends on `stop`, when every requested goal is met, or on the budget."""
+        from tfcaf.evaluator import refine as rf
+
+        runner = rf.OperatorRunner(self, has_llm=True)
+        out: list[Candidate] = []
+        start = self._currents.get(best.cid) if best is not None else None
+        if start is None:
+            cid = f"r{rnd}-c{slot}-a0"
+            self.progress("status", text=f"asking the LLM for {cid}")
+            answer = self.llm.ask("refine" if rnd else "generate", first, self._sampling("coder", rnd, slot, 0))
+            request = {"exchanges": [self.llm.last_exchange], "prompt": self.rundir.save_prompt(first),
+                       "goal": list(self.goals), "render": {**render_info, "first_messages": len(first)}}
+            cand = self.vet_answer(cid, rnd, slot, 0, answer.text, request)
+            out.append(cand)
+            start = rf.Current(cand, first, answer.text, render_info)
+            self._currents[cid] = start
+            attempts = range(1, self.config.repairs + 1)
+        else:
+            attempts = range(0, self.config.repairs + 1)
+        current = start
+        for attempt in attempts:
+            cand = current.cand
+            if cand.verdict.get("verdict") == "error" or self._over_budget():
+                break
+            unmet = [g for g in self.goals if g not in cand.achieved]
+            if cand.accepted and not unmet:
+                break
+            goal = unmet[0] if unmet else "finite"
+            state = rf.state_of(current, self.card.name, goal, self.mode, attempt)
+            action = self.refiner.choose(state, rf.OPERATORS)
+            if isinstance(action, bool) or not isinstance(action, int) or not 0 <= action < len(rf.OPERATORS):
+                raise InfrastructureError(f"the refiner chose {action!r}, not an operator index in [0, {len(rf.OPERATORS)})")
+            op = rf.OPERATORS[action]
+            cid = f"r{rnd}-c{slot}-a{attempt}"
+            extra = {"refiner": {"name": self.config.refiner, "operator": op.id, "goal": goal, "from": cand.cid}}
+            self.rundir.append({"type": "refiner_choice", "cid": cid, "from": cand.cid, "operator": op.id,
+                                "goal": goal, "state": state.to_json()})
+            if op.id == "stop":
+                break
+            self.progress("status", text=f"{op.id} on {cand.cid} -> {cid}")
+            done = runner.apply(op, current, cid, (rnd, slot, attempt), extra)
+            if done.current is None:  # a no-op edit: the step is spent, nothing new to vet
+                continue
+            out.append(done.current.cand)
+            self._currents[cid] = done.current
+            current = done.current
+        return out
 
     def _slot(self, rnd: int, slot: int, first: list[Message], render_info: dict[str, Any]) -> list[Candidate]:
         """One candidate slot: the first answer, then up to `repairs` repairs while it is rejected."""
@@ -295,7 +369,7 @@ class GenerateLoop:
                                   messages, self._sampling("coder", rnd, slot, attempt))
             request = {"exchanges": [self.llm.last_exchange], "prompt": self.rundir.save_prompt(messages),
                        "goal": list(self.goals), "render": {**render_info, "first_messages": len(first)}}
-            cand = self._vet_answer(cid, rnd, slot, attempt, answer.text, request)
+            cand = self.vet_answer(cid, rnd, slot, attempt, answer.text, request)
             out.append(cand)
             if cand.accepted or cand.verdict.get("verdict") == "error" or self._over_budget():
                 break
@@ -371,7 +445,10 @@ class GenerateLoop:
                 if self._over_budget():
                     stopped = "time budget"
                     break
-                made = self._slot(rnd, slot, first, render_info)
+                if self.refiner is not None:
+                    made = self._refined_slot(rnd, slot, first, render_info, best)
+                else:
+                    made = self._slot(rnd, slot, first, render_info)
                 candidates.extend(made)
                 for cand in made:
                     if cand.accepted:
@@ -379,7 +456,8 @@ class GenerateLoop:
                             self._first_accepted = self.clock() - self._start
                         self._critique(cand)
                         self._score(cand)
-                self.progress("candidate", cid=made[-1].cid, accepted=made[-1].accepted)
+                if made:
+                    self.progress("candidate", cid=made[-1].cid, accepted=made[-1].accepted)
             ranked = [{"cid": c.cid, "accepted": c.accepted, "reward": c.reward, "judge": (c.critique or {}).get("mean")}
                       for c in candidates]
             chosen = select(ranked)

@@ -81,10 +81,18 @@ def repair_messages(previous: list[Message], answer: str, verdict: dict[str, Any
     return [*previous, {"role": "assistant", "content": answer}, {"role": "user", "content": body}]
 
 
+def refine_op_messages(card: TaskCard, mode: str, current: str, instruction: str, goals: Sequence[str] = ()) -> list[Message]:
+    """A refinement operator's request (the refinement MDP, tfcaf.evaluator.refine): the current answer
+    (LLM or store text, as a variable) and one change to make (`instruction`, our text)."""
+    _check_mode(mode)
+    body = render("refine_op.j2", current=current.strip(), instruction=instruction, **_task_vars(card, mode, goals))
+    return [system_message(mode), {"role": "user", "content": body}]
+
+
 _clip = _prompts.clip
 
 
-RENDERERS = {"generate": generate_messages, "refine": refine_messages}
+RENDERERS = {"generate": generate_messages, "refine": refine_messages, "refine_op": refine_op_messages}
 """How a conversation's first messages were rendered: a candidate event records {"fn", "args"} so the
 same request can be re-rendered with other goals (hindsight relabelling)."""
 

@@ -95,9 +95,11 @@ def _ensure_states(vet: Any, card: Any, progress: Progress | None) -> None:
         ensure(card.name)
 
 
-def _create_run(config: GenerateConfig, sources: dict[str, str] | None, store: Path, card: Any,
-                model: dict[str, Any] | None = None) -> RunDir:
-    rundir = RunDir.create(store, card.name, new_run_id())
+def create_run(config: GenerateConfig, sources: dict[str, str] | None, store: Path, card: Any,
+               model: dict[str, Any] | None = None, prefix: str = "") -> RunDir:
+    """A new run directory with its inputs (config, card, versions, model) and the run_started event
+    (also used by the refinement MDP's runs, whose ids start with `prefix` 'refine-')."""
+    rundir = RunDir.create(store, card.name, new_run_id(prefix))
     rundir.write_json("config.json", {"config": config.to_json(), "sources": sources or {},
                                       "mode": config.resolved_mode, "max_tokens": config.resolved_max_tokens})
     rundir.write_json("card.json", card_to_json(card))
@@ -129,13 +131,18 @@ def generate(config: GenerateConfig | None, sources: dict[str, str] | None = Non
     card = get_card(config.task)
     configure_torch(config.threads)
     fitness = fitness_hook(config.fitness_steps)
+    refiner = None
+    if config.refiner:  # an unknown name is a usage error before a run directory exists
+        from tfcaf.evaluator.refine import load_policy
+
+        refiner = load_policy(config.refiner, store_path, seed=config.seed, device=config.device)
     own_backend = backend is None
     try:
         if backend is None:  # a bad model or endpoint setting fails here, before a run directory exists
             backend = make_backend(backend_settings(config, store_path))
         model = identity(backend)
         if rundir is None:
-            rundir = _create_run(config, sources, store_path, card, model)
+            rundir = create_run(config, sources, store_path, card, model)
         else:
             rundir.append({"type": "run_resumed", "model_identity": model})
         if on_start is not None:
@@ -146,7 +153,7 @@ def generate(config: GenerateConfig | None, sources: dict[str, str] | None = Non
                 _ensure_states(vet, card, progress)
             loop = GenerateLoop(config, card, backend, vet, rundir,
                                 cache=ResponseCache(store_path / "cache" / "llm"), fitness=fitness, progress=progress,
-                                states=real_states(card.name, store_path))
+                                states=real_states(card.name, store_path), refiner=refiner)
             try:
                 result = loop.run()
             except InfrastructureError as err:
@@ -157,7 +164,7 @@ def generate(config: GenerateConfig | None, sources: dict[str, str] | None = Non
             backend.close()
     summary: dict[str, Any] = {
         "run_id": rundir.run_id, "run_dir": str(rundir.path), "task": card.name, "backend": config.resolved_backend,
-        "generator": config.generator,
+        "generator": config.generator, "refiner": config.refiner,
         "model": backend.model, "mode": config.resolved_mode, "candidates": len(result.candidates),
         "accepted": result.accepted, "selected": result.selected,
         "selected_score": next((c.score for c in result.candidates if c.cid == result.selected), None),

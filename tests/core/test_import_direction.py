@@ -22,6 +22,8 @@ KNOWN = {
     # the generate loop orchestrates the whole pipeline: it calls the vetter, the judge, the reward,
     # goals and selection (an orchestrator above the stages would remove these)
     ("generator/loop.py", "evaluator"), ("generator/session.py", "sandbox"),
+    # `generate --refiner` loads the refinement policy, which lives with the refinement MDP (goals, reward)
+    ("generator/session.py", "evaluator"),
     # prompts carry the goal block: the goal vocabulary lives with the checks in the evaluator
     ("generator/prompting.py", "evaluator"), ("generator/config.py", "evaluator"),
     # the review page diffs the selected candidate's rebuilt graph (engineer A's file)
