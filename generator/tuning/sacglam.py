@@ -356,14 +356,16 @@ class SacGlamAgent:
 def train(agent: SacGlamAgent, envs: Sequence[Any], config: SacConfig, observe: Callable[[Any], str],
           goal_reward: Callable[[str, Iterable[str], float], float], *, steps: int, seed: int = 0,
           metrics: Any = None, progress: Callable[..., None] | None = None,
-          on_episode: Callable[[Episode, list[Episode]], None] | None = None,
-          her_allowed: Iterable[str] | None = None) -> dict[str, Any]:
+          on_episode: Callable[[Any, Episode, list[Episode]], None] | None = None,
+          rebuild: Callable[[Any, Episode], Episode] | None = None) -> dict[str, Any]:
     """Collect episodes with the current policy (sampled), store n-step transitions (+ hindsight copies),
     and run `steps` SAC updates. Returns the summary (episodes, success rates, losses, wall time).
 
     `envs` are cycled per episode; each has reset(seed=) -> state and step(a) -> (state, r, done, info).
-    `metrics.log(step, **values)` gets one line per update and one per episode; `on_episode(ep, copies)`
-    sees every finished episode and its hindsight copies (the run log)."""
+    `metrics.log(step, **values)` gets one line per update and one per episode; `rebuild(env, ep)` may
+    replace a finished episode by the env's own record of it (the run log: `episode_from_log`; its
+    actions must match); `on_episode(env, ep, copies)` sees every finished episode and its hindsight
+    copies. Hindsight goals are restricted to the env's `goals` when it has them."""
     rng = random.Random(seed)
     buffer = ReplayBuffer(config.buffer, seed)
     log = metrics.log if metrics is not None else (lambda *a, **k: None)
@@ -391,7 +393,13 @@ def train(agent: SacGlamAgent, envs: Sequence[Any], config: SacConfig, observe: 
             ep.rewards.append(float(reward))
             if done:
                 ep.terminal = True  # see Episode.terminal
-                copies = relabel(ep, goal_reward, config.her_goals, rng, her_allowed) if config.her else []
+                if rebuild is not None:
+                    logged = rebuild(env, ep)
+                    if logged.actions != ep.actions or logged.goal != ep.goal:
+                        raise RuntimeError("the run log's episode differs from the one just played")
+                    ep = logged
+                allowed = getattr(env, "goals", None)
+                copies = relabel(ep, goal_reward, config.her_goals, rng, allowed) if config.her else []
                 for e in [ep, *copies]:
                     buffer.add(nstep_transitions([observe(s) for s in e.states], e.actions, e.rewards, e.terminal,
                                                  config.n_step, config.gamma, e.goal, e.relabeled_from is not None))
@@ -399,7 +407,7 @@ def train(agent: SacGlamAgent, envs: Sequence[Any], config: SacConfig, observe: 
                 episodes.append(ep)
                 recent.append(float(ep.success))
                 if on_episode is not None:
-                    on_episode(ep, copies)
+                    on_episode(env, ep, copies)
                 log(agent.updates, episode=len(episodes), success=float(ep.success), goal=ep.goal,
                     episode_return=sum(ep.rewards), episode_length=len(ep.actions), relabeled=len(copies),
                     success_rate_20=sum(recent) / len(recent), env_steps=env_steps)
@@ -438,3 +446,200 @@ def evaluate_policy(choose: Callable[[Any], int], envs: Sequence[Any], episodes:
             steps += 1
         wins += goal in state.achieved
     return {"episodes": episodes, "success_rate": wins / max(1, episodes), "steps_per_episode": steps / max(1, episodes)}
+
+
+# -- `tfcaf tune --method sac-glam` ---------------------------------------------------------------
+def sac_config_of(config: Any) -> SacConfig:
+    """The SacConfig of a TuneConfig (its sac-glam fields; the rest are SacConfig's defaults)."""
+    return SacConfig(lr_actor=config.lr, batch=config.batch, warmup=config.warmup, her=config.her,
+                     top_layers=config.top_layers, glam_norm=config.glam_norm,
+                     start_transitions=max(config.batch, SacConfig.start_transitions)).check()
+
+
+def episode_from_log(env: Any) -> Episode:
+    """The env's last episode as its run log has it (`refine.read_episodes`): the replay buffer is fed
+    from the same events that `tfcaf dataset build` turns into rows."""
+    from tfcaf.evaluator.refine import read_episodes
+
+    logged = read_episodes(env.rundir)
+    if not logged or not logged[-1]["steps"]:
+        raise RuntimeError("the refinement run log has no finished episode")
+    last = logged[-1]
+    return Episode([last["start"], *(s["next_state"] for s in last["steps"])], [s["action"] for s in last["steps"]],
+                   [s["reward"] for s in last["steps"]], True)
+
+
+def log_relabels(env: Any, episode: Episode, copies: list[Episode]) -> None:
+    """Append the hindsight copies of the env's last episode to its run log (`refine_relabel` events)."""
+    for c in copies:
+        env.rundir.append({"type": "refine_relabel", "episode": env.episode, "goal": c.goal,
+                           "relabeled_from": c.relabeled_from, "steps": len(c.actions), "actions": c.actions,
+                           "rewards": c.rewards, "achieved_at": [list(s.achieved) for s in c.states[1:]]})
+
+
+def run_sacglam(config: Any, base: Any, out: Path, progress: Callable[..., None] | None = None,
+                env_factory: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """Train a SAC-GLAM refiner on `config.tasks` (RefineEnv per task, one shared vetter) and write
+    `out` = <store>/generators/NAME/: adapter/ (LoRA), critic.safetensors (Q heads, targets, alpha),
+    manifest.json (method sac-glam, operators, SAC config, training summary), metrics.jsonl, tb/.
+    The transitions are in each env's run log under <store>/runs/<task>/refine-*/ (named in the manifest)."""
+    import contextlib
+    import datetime
+
+    from tfcaf.generator.tuning.policy import Policy
+    from tfcaf.generator.tuning.train import MANIFEST_KIND, Metrics, _versions, _write_json, save_policy
+
+    sac = sac_config_of(config)
+    n_layers = num_layers(base.model)
+    top = min(sac.top_layers, n_layers)
+    policy = Policy.build(base, lora=True, rank=config.lora_rank, layers=list(range(n_layers - top, n_layers)))
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    manifest: dict[str, Any] = {
+        "kind": MANIFEST_KIND, "name": config.name, "method": METHOD, "mode": config.mode, "base": base.identity,
+        "adapter": "lora", "config": config.to_json(), "seed": config.seed, "versions": _versions(),
+        "started_at": started, "status": "running", "data": {"path": None, "sha256": None, "rows": 0},
+        "sac": dataclasses.asdict(sac), "refiner": {"top_layers": top, "glam_norm": sac.glam_norm,
+                                                    "max_chars": sac.max_chars, "policy": "greedy"},
+    }
+    _write_json(out / "manifest.json", manifest)
+    metrics = Metrics(out)
+    with contextlib.ExitStack() as stack:
+        try:
+            if env_factory is None:
+                from tfcaf.evaluator.refine import RefineEnv, goal_reward, observation
+                from tfcaf.generator.session import default_vetter
+
+                vet = stack.enter_context(default_vetter(config.threads, None if config.store is None else Path(config.store)))
+                envs = [stack.enter_context(RefineEnv(t, mode=config.mode, horizon=config.horizon,
+                                                      goals=list(config.goals) or None, seed=config.seed + i,
+                                                      store=config.store, vet=vet, threads=config.threads))
+                        for i, t in enumerate(config.tasks)]
+                rebuild: Callable[[Any, Episode], Episode] | None = lambda env, ep: episode_from_log(env)  # noqa: E731
+            else:
+                envs, observation, goal_reward = env_factory(config)
+                rebuild = None
+            operators = list(envs[0].operators)
+            manifest["operators"] = [{"id": op.id, "text": op.text} for op in operators]
+            manifest["runs"] = [str(Path(env.rundir.path).relative_to(Path(env.rundir.path).parents[2]))
+                                for env in envs if getattr(env, "rundir", None) is not None]
+            _write_json(out / "manifest.json", manifest)
+            agent = SacGlamAgent(policy, [op.text for op in operators], sac, seed=config.seed)
+            shaping = getattr(envs[0], "shaping", 0.1)
+
+            def reward_of(goal: str, achieved: Iterable[str], total: float) -> float:
+                return goal_reward(goal, achieved, total, shaping=shaping)
+
+            def on_episode(env: Any, ep: Episode, copies: list[Episode]) -> None:
+                if getattr(env, "rundir", None) is not None:
+                    log_relabels(env, ep, copies)
+
+            policy.model.train()
+            summary = train(agent, envs, sac, lambda s: observation(s, sac.max_chars), reward_of, steps=config.steps,
+                            seed=config.seed, metrics=metrics, progress=progress, on_episode=on_episode,
+                            rebuild=rebuild)
+            policy.model.eval()
+            save_policy(policy, out, METHOD)
+            from safetensors.torch import save_file
+
+            save_file(agent.critic_state(), str(out / CRITIC_FILE))
+        except BaseException:
+            manifest["status"] = "failed"
+            _write_json(out / "manifest.json", manifest)
+            raise
+        finally:
+            metrics.close()
+    manifest.update(status="finished", finished_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    train_s=summary["wall_s"], training=summary,
+                    update_s_mean=round(summary["update_s"] / max(1, summary["updates"]), 4))
+    _write_json(out / "manifest.json", manifest)
+    return {"name": config.name, "out_dir": str(out), "method": METHOD, "steps": config.steps, "online_samples": 0,
+            "online_mean_reward": None, "eval_before": None, "eval_after": None, "train_s": summary["wall_s"],
+            "update_s_mean": manifest["update_s_mean"], "sample_s_mean": None, "training": summary}
+
+
+# -- serving ---------------------------------------------------------------------------------------
+class Refiner:
+    """A trained SAC-GLAM refiner: `choose(state, operators)` scores the operators' texts by GLAM on
+    `tfcaf.evaluator.refine.observation(state)` and returns the argmax of pi (greedy, the default) or a
+    sample from pi (`sample=True`, seeded). Other operator texts than the trained ones are scored too
+    (GLAM needs no fixed action set); the Q heads (`q_values`) only know the trained operators."""
+
+    def __init__(self, policy: Any, manifest: dict[str, Any], critic: dict[str, torch.Tensor] | None = None,
+                 sample: bool = False, seed: int = 0) -> None:
+        r = manifest.get("refiner") or {}
+        top, norm, max_chars = r.get("top_layers"), r.get("glam_norm"), r.get("max_chars")
+        if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= num_layers(policy.model) \
+                or norm not in ("sum", "mean") or not isinstance(max_chars, int) or not 1 <= max_chars <= 100000:
+            raise UsageError("refiner manifest: 'refiner' needs top_layers (int), glam_norm (sum|mean), max_chars (int).")
+        ops = manifest.get("operators")
+        if not isinstance(ops, list) or not ops or not all(isinstance(o, dict) and isinstance(o.get("text"), str) for o in ops):
+            raise UsageError("refiner manifest: 'operators' must list the trained operators' texts.")
+        self.policy, self.manifest, self.top, self.norm, self.max_chars = policy, manifest, top, norm, max_chars
+        self.trained_texts = tuple(o["text"] for o in ops)
+        self.sample = sample
+        self.rng = random.Random(seed)
+        self._scorers: dict[tuple[str, ...], GlamScorer] = {}
+        self.q: QHeads | None = None
+        if critic is not None:
+            self.q = QHeads(int(lm_parts(policy.model).config.hidden_size), len(self.trained_texts),
+                            int((manifest.get("sac") or {}).get("q_hidden", SacConfig.q_hidden)))
+            self.q.load_state_dict({k[2:]: v for k, v in critic.items() if k.startswith("q.")})
+            self.q.to(policy.device).eval()
+
+    def _scorer(self, texts: tuple[str, ...]) -> GlamScorer:
+        if texts not in self._scorers:
+            self._scorers[texts] = GlamScorer(self.policy, texts, self.top, self.norm, cache_size=256)
+        return self._scorers[texts]
+
+    @torch.no_grad()
+    def probs(self, state: Any, operators: Sequence[Any]) -> torch.Tensor:
+        """pi(.|state) over `operators` [A]."""
+        from tfcaf.evaluator.refine import observation
+
+        scorer = self._scorer(tuple(op.text for op in operators))
+        logits, _ = scorer.score([scorer.prompt_ids(observation(state, self.max_chars))])
+        return torch.softmax(logits[0], -1)
+
+    @torch.no_grad()
+    def q_values(self, state: Any) -> torch.Tensor:
+        """min of the two trained Q heads over the trained operators [A]."""
+        from tfcaf.evaluator.refine import observation
+
+        if self.q is None:
+            raise UsageError("this refiner was loaded without its critic.")
+        scorer = self._scorer(self.trained_texts)
+        return self.q(scorer.prompt_hidden([scorer.prompt_ids(observation(state, self.max_chars))])).min(0).values[0]
+
+    def choose(self, state: Any, operators: Sequence[Any]) -> int:
+        p = self.probs(state, operators)
+        if self.sample:
+            return self.rng.choices(range(len(p)), weights=p.tolist())[0]
+        return int(p.argmax())
+
+
+def load_refiner(folder: Path, device: str = "cpu", sample: bool = False, seed: int = 0) -> Refiner:
+    """A trained SAC-GLAM refiner from <store>/generators/NAME (manifest method "sac-glam"; the base is
+    rebuilt from the manifest and must match its sha256). UsageError (exit 2) for anything else."""
+    from tfcaf.generator.tuning.policy import Policy
+    from tfcaf.generator.tuning.serve import load_generator, read_manifest
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest.get("method") != METHOD:
+        raise UsageError(f"{folder.name}: a '{manifest.get('method')}' generator, not a sac-glam refiner "
+                         f"(train one with `tfcaf tune --method sac-glam`).")
+    critic = None
+    if (folder / CRITIC_FILE).is_file():
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            critic = load_file(str(folder / CRITIC_FILE), device="cpu")
+        except (SafetensorError, OSError, ValueError) as err:
+            raise UsageError(f"{folder / CRITIC_FILE}: not a readable safetensors file ({err}).") from None
+    model, tokenizer, manifest = load_generator(folder, device)
+    policy = Policy(model, tokenizer, True, None, device)
+    try:
+        return Refiner(policy, manifest, critic, sample=sample, seed=seed)
+    except (RuntimeError, KeyError) as err:  # critic tensors of the wrong shape
+        raise UsageError(f"{folder / CRITIC_FILE}: does not fit this refiner ({str(err).splitlines()[0]}).") from None
