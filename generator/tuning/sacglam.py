@@ -477,6 +477,24 @@ def log_relabels(env: Any, episode: Episode, copies: list[Episode]) -> None:
                            "rewards": c.rewards, "achieved_at": [list(s.achieved) for s in c.states[1:]]})
 
 
+def task_goals(tasks: Sequence[str], goals: Sequence[str], mode: str) -> dict[str, list[str]]:
+    """Each task's goal pool: `refine_goals(card, mode)`, or the requested goals among them (a goal a
+    task cannot have, such as masks_dead_agents without an alive flag, is left out for that task)."""
+    from tfcaf.evaluator.refine import refine_goals
+    from tfcaf.tasks.registry import get_card
+
+    out = {}
+    for t in tasks:
+        pool = refine_goals(get_card(t), mode)
+        if goals:
+            pool = [g for g in goals if g in pool]
+            if not pool:
+                raise UsageError(f"--goals: none of {', '.join(goals)} is a refinement goal of {t} "
+                                 f"(see tfcaf.evaluator.refine.refine_goals).")
+        out[t] = pool
+    return out
+
+
 def run_sacglam(config: Any, base: Any, out: Path, progress: Callable[..., None] | None = None,
                 env_factory: Callable[..., Any] | None = None) -> dict[str, Any]:
     """Train a SAC-GLAM refiner on `config.tasks` (RefineEnv per task, one shared vetter) and write
@@ -509,10 +527,11 @@ def run_sacglam(config: Any, base: Any, out: Path, progress: Callable[..., None]
                 from tfcaf.evaluator.refine import RefineEnv, goal_reward, observation
                 from tfcaf.generator.session import default_vetter
 
+                pools = task_goals(config.tasks, config.goals, config.mode)
                 vet = stack.enter_context(default_vetter(config.threads, None if config.store is None else Path(config.store)))
-                envs = [stack.enter_context(RefineEnv(t, mode=config.mode, horizon=config.horizon,
-                                                      goals=list(config.goals) or None, seed=config.seed + i,
-                                                      store=config.store, vet=vet, threads=config.threads))
+                envs = [stack.enter_context(RefineEnv(t, mode=config.mode, horizon=config.horizon, goals=pools[t],
+                                                      seed=config.seed + i, store=config.store, vet=vet,
+                                                      threads=config.threads))
                         for i, t in enumerate(config.tasks)]
                 rebuild: Callable[[Any, Episode], Episode] | None = lambda env, ep: episode_from_log(env)  # noqa: E731
             else:

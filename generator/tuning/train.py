@@ -91,7 +91,7 @@ class TuneConfig:
     horizon: int = 3
     """sac-glam: steps per refinement episode."""
     goals: tuple[str, ...] = ()
-    """sac-glam: goals episodes draw from (default: the env's refine_goals of each task)."""
+    """sac-glam: goals episodes draw from, each task keeping those among its refine_goals (default: all of them)."""
     warmup: int = 10
     """sac-glam: critic-only updates before the actor and alpha learn."""
     top_layers: int = 2
