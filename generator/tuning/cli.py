@@ -42,11 +42,11 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(20, "--steps", help=_h("steps")),
         store: Optional[str] = typer.Option(None, "--store", help=_h("store")),
         seed: int = typer.Option(0, "--seed", help=_h("seed")),
-        mode: str = typer.Option("code", "--mode", help=_h("mode")),
+        mode: Optional[str] = typer.Option(None, "--mode", help=_h("mode") + " Default: spec for sac-glam, else code."),
         full: bool = typer.Option(False, "--full", help="Fine-tune every weight instead of a LoRA adapter (small models)."),
         lora_rank: int = typer.Option(8, "--lora-rank", help=_h("lora_rank")),
-        lr: float = typer.Option(1e-4, "--lr", help=_h("lr")),
-        batch: int = typer.Option(2, "--batch", help=_h("batch")),
+        lr: Optional[float] = typer.Option(None, "--lr", help=_h("lr") + " Default 1e-4; sac-glam: the actor's (LoRA) Adam rate, default 1e-3."),
+        batch: Optional[int] = typer.Option(None, "--batch", help=_h("batch") + " Default 2; sac-glam: transitions per update, default 8."),
         samples_per_step: int = typer.Option(2, "--samples-per-step", help=_h("samples_per_step")),
         max_new_tokens: int = typer.Option(256, "--max-new-tokens", help=_h("max_new_tokens")),
         temperature: float = typer.Option(1.0, "--temperature", help=_h("temperature")),
@@ -59,23 +59,41 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help=_h("device")),
         threads: int = typer.Option(1, "--threads", help=_h("threads")),
         force: bool = typer.Option(False, "--force", help=_h("force")),
+        her: bool = typer.Option(True, "--her/--no-her", help=_h("her")),
+        horizon: int = typer.Option(3, "--horizon", help=_h("horizon")),
+        goals: Optional[List[str]] = typer.Option(None, "--goals", help=_h("goals") + " Repeat or comma-separate."),
+        warmup: int = typer.Option(10, "--warmup", help=_h("warmup")),
+        top_layers: int = typer.Option(2, "--top-layers", help=_h("top_layers")),
+        glam_norm: str = typer.Option("mean", "--glam-norm", help=_h("glam_norm")),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
     ) -> None:
-        """Tune a local generator on its vetted attempts (rft, tbrm or cory); writes <store>/generators/NAME/.
+        """Tune a local generator on its vetted attempts (rft, tbrm or cory), or train a refinement agent
+        (sac-glam); writes <store>/generators/NAME/.
 
         Exit code 0 when training finished, 2 usage, 3 infrastructure."""
         from tfcaf.generator.tuning.train import TuneConfig, tune as run_tune
 
         task_list = tuple(t.strip() for item in (tasks or []) for t in item.split(",") if t.strip())
+        goal_list = tuple(g.strip() for item in (goals or []) for g in item.split(",") if g.strip())
+        sac = method == "sac-glam"
         config = TuneConfig(method=method, base=base, name=name, data=data, online=online, tasks=task_list,
-                            steps=steps, store=store, seed=seed, mode=mode, lora=not full, lora_rank=lora_rank, lr=lr,
-                            batch=batch, samples_per_step=samples_per_step, max_new_tokens=max_new_tokens,
-                            temperature=temperature, rft_top=rft_top, beta=beta, length_norm=length_norm,
-                            kl_coef=kl_coef, swap_every=swap_every, eval_samples=eval_samples, device=device,
-                            threads=threads, force=force).check()
+                            steps=steps, store=store, seed=seed, mode=mode or ("spec" if sac else "code"), lora=not full,
+                            lora_rank=lora_rank, lr=lr if lr is not None else (1e-3 if sac else 1e-4),
+                            batch=batch if batch is not None else (8 if sac else 2), samples_per_step=samples_per_step,
+                            max_new_tokens=max_new_tokens, temperature=temperature, rft_top=rft_top, beta=beta,
+                            length_norm=length_norm, kl_coef=kl_coef, swap_every=swap_every, eval_samples=eval_samples,
+                            device=device, threads=threads, force=force, her=her, horizon=horizon, goals=goal_list,
+                            warmup=warmup, top_layers=top_layers, glam_norm=glam_norm).check()
         summary = _with_progress(run_tune, config)
         if as_json:
             print(json.dumps(summary, default=str))
+        elif sac:
+            t = summary["training"]
+            print(f"trained refiner '{summary['name']}' (sac-glam, {t['updates']} updates, {t['episodes']} episodes, "
+                  f"{t['relabeled_episodes']} relabelled, {summary['train_s']:.1f} s) in {summary['out_dir']}")
+            print(f"training success rate: {t['success_rate']:.3f} (first half {t['success_rate_first_half']:.3f}, "
+                  f"second half {t['success_rate_second_half']:.3f}); alpha {t['alpha']:.4f}")
+            print(f"use it: tfcaf generate --task TASK --refiner {summary['name']}")
         else:
             print(f"tuned generator '{summary['name']}' ({summary['method']}, {summary['steps']} steps, "
                   f"{summary['online_samples']} online samples, {summary['train_s']:.1f} s) in {summary['out_dir']}")

@@ -93,3 +93,50 @@ def kl_pg_loss(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.T
     adv = shaped - baseline  # [B]
     loss = -(adv * (logprobs * mask).sum(-1)).mean()
     return loss, {"kl": float(kl.mean()), "shaped_reward": float(shaped.mean()), "advantage_abs": float(adv.abs().mean())}
+
+
+# -- discrete soft actor-critic (SAC-GLAM) -----------------------------------------------------------
+# Christodoulou 2019, "Soft Actor-Critic for Discrete Action Settings" (eqs. 10-12), as SAC-GLAM (Gaven et
+# al. 2024, sec. 3) uses it over the LLM's textual actions. Shapes: B transitions, A candidate actions.
+
+def sac_critic_target(returns: torch.Tensor, discounts: torch.Tensor, dones: torch.Tensor, next_probs: torch.Tensor,
+                      next_logprobs: torch.Tensor, next_q_target: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+    """n-step soft target. returns/discounts/dones [B], next_* [B, A] -> [B] (no gradient).
+
+    y = sum_{k<n} gamma^k r_{t+k} + gamma^n (1 - done) * sum_a pi(a|s') [Q_targ(s', a) - alpha log pi(a|s')],
+    `returns` = the n-step discounted reward sum, `discounts` = gamma^n (n shortened at an episode's end),
+    `done` = the episode terminated within those n steps (a time-limit cut is not a termination).
+    """
+    with torch.no_grad():
+        soft_v = (next_probs * (next_q_target - alpha * next_logprobs)).sum(-1)  # [B]
+        return returns + discounts * (1.0 - dones.float()) * soft_v
+
+
+def sac_critic_loss(q_taken: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared TD error, summed over the critics. q_taken [C, B] (or [B]), target [B] -> scalar."""
+    return ((q_taken - target.detach()) ** 2).mean(-1).sum()
+
+
+def sac_actor_loss(probs: torch.Tensor, logprobs: torch.Tensor, q: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+    """mean_s sum_a pi(a|s) [alpha log pi(a|s) - Q(s, a)]. probs/logprobs [B, A], q [B, A] (detached) -> scalar.
+
+    The expectation over actions is exact (discrete SAC): no reparameterisation, no sampled action."""
+    return (probs * (alpha * logprobs - q.detach())).sum(-1).mean()
+
+
+def sac_alpha_loss(log_alpha: torch.Tensor, probs: torch.Tensor, logprobs: torch.Tensor,
+                   target_entropy: float) -> torch.Tensor:
+    """Temperature loss: log_alpha * (H(pi(.|s)) - H_target), averaged over states; probs/logprobs [B, A].
+
+    Its gradient lowers alpha when the policy's entropy is above the target and raises it when below."""
+    entropy = -(probs * logprobs).sum(-1).detach()  # [B]
+    return (log_alpha * (entropy - target_entropy)).mean()
+
+
+@torch.no_grad()
+def polyak_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) -> None:
+    """target <- (1 - tau) * target + tau * source, parameter by parameter (buffers copied)."""
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.mul_(1.0 - tau).add_(s.detach(), alpha=tau)
+    for t, s in zip(target.buffers(), source.buffers()):
+        t.copy_(s)

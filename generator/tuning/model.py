@@ -246,13 +246,16 @@ def check_device(device: str) -> None:
         raise UsageError(f"--device {device}: no CUDA device is available here; use --device cpu.")
 
 
-def with_lora(model: Any, rank: int = 8, alpha: int = 16, dropout: float = 0.0, adapter: str = "default") -> Any:
-    """Wrap `model` in a peft LoRA adapter named `adapter` over the attention and MLP projections."""
+def with_lora(model: Any, rank: int = 8, alpha: int = 16, dropout: float = 0.0, adapter: str = "default",
+              layers: list[int] | None = None) -> Any:
+    """Wrap `model` in a peft LoRA adapter named `adapter` over the attention and MLP projections
+    (of every decoder layer, or only of `layers`)."""
     _need("peft", "LoRA tuning")
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(LORA_TARGETS),
-                        task_type="CAUSAL_LM", bias="none")
+                        task_type="CAUSAL_LM", bias="none",
+                        **({"layers_to_transform": list(layers), "layers_pattern": "layers"} if layers is not None else {}))
     return get_peft_model(model, config, adapter_name=adapter)
 
 

@@ -33,10 +33,13 @@ class Policy:
     device: str = "cpu"
 
     @classmethod
-    def build(cls, base: Base, lora: bool = True, rank: int = 8, alpha: int = 16, adapter: str = "default") -> "Policy":
+    def build(cls, base: Base, lora: bool = True, rank: int = 8, alpha: int = 16, adapter: str = "default",
+              layers: list[int] | None = None) -> "Policy":
+        """LoRA (on every decoder layer, or on `layers`) or full fine-tuning with a frozen reference copy."""
         device = str(next(base.model.parameters()).device)
         if lora:
-            return cls(with_lora(base.model, rank, alpha, adapter=adapter), base.tokenizer, True, None, device)
+            return cls(with_lora(base.model, rank, alpha, adapter=adapter, layers=layers), base.tokenizer, True, None,
+                       device)
         ref = copy.deepcopy(base.model).eval()
         for p in ref.parameters():
             p.requires_grad_(False)

@@ -26,7 +26,7 @@ from tfcaf.errors import UsageError
 from tfcaf.generator.tuning.data import Row, file_sha256, read_rows, rows_sha256, top_rows
 from tfcaf.generator.tuning.rewards import RewardFn, Scored
 
-METHODS = ("rft", "tbrm", "cory")
+METHODS = ("rft", "tbrm", "cory", "sac-glam")
 MANIFEST_KIND = "tfcaf-generator"
 
 
@@ -35,7 +35,7 @@ class TuneConfig:
     """Everything `tfcaf tune` needs (one docstring per field: `tfcaf tune --help` reads them)."""
 
     method: str = "rft"
-    """rft (SFT on the top-rewarded rows), tbrm (trajectory Bellman residual) or cory (pioneer + observer)."""
+    """rft (SFT on the top-rewarded rows), tbrm (trajectory Bellman residual), cory (pioneer + observer) or sac-glam (a refinement agent: soft actor-critic over the refinement operators, on the refinement MDP)."""
     base: str = "smollm2"
     """Base model: smollm2 (the shipped GGUF, dequantised), tiny[:SEED] (random, tests), a .gguf file or a model directory."""
     name: str = ""
@@ -86,6 +86,18 @@ class TuneConfig:
     """CPU threads for torch and vetting."""
     force: bool = False
     """Replace an existing generator with the same name."""
+    her: bool = True
+    """sac-glam: hindsight relabelling (a missed episode is stored again under goals it achieved); --no-her turns it off."""
+    horizon: int = 3
+    """sac-glam: steps per refinement episode."""
+    goals: tuple[str, ...] = ()
+    """sac-glam: goals episodes draw from, each task keeping those among its refine_goals (default: all of them)."""
+    warmup: int = 10
+    """sac-glam: critic-only updates before the actor and alpha learn."""
+    top_layers: int = 2
+    """sac-glam: decoder layers (from the top) carrying the LoRA adapter; the others are frozen and their prompt encodings cached."""
+    glam_norm: str = "mean"
+    """sac-glam: an operator's logit is the mean (default) or the sum (the paper's) of its tokens' log-probs."""
 
     def check(self) -> "TuneConfig":
         if self.method not in METHODS:
@@ -94,7 +106,18 @@ class TuneConfig:
             raise UsageError("--name must be non-empty letters, digits, '-', '_' or '.' (not starting with '.').")
         if self.mode not in ("code", "spec"):
             raise UsageError(f"--mode must be code or spec, got '{self.mode}'.")
-        if not self.data and not self.online:
+        if self.method == "sac-glam":
+            if not self.tasks:
+                raise UsageError("--method sac-glam trains on the refinement MDP of --tasks T... (e.g. --tasks smac_8m).")
+            if self.data or self.online or not self.lora:
+                raise UsageError("--method sac-glam collects its own episodes with a LoRA adapter: drop --data, --online and --full.")
+            if self.glam_norm not in ("sum", "mean"):
+                raise UsageError(f"--glam-norm must be sum or mean, got '{self.glam_norm}'.")
+            for name, lo, hi in (("horizon", 1, 64), ("warmup", 0, 100000), ("top_layers", 1, 1000)):
+                v = getattr(self, name)
+                if not lo <= v <= hi:
+                    raise UsageError(f"--{name.replace('_', '-')} must be between {lo} and {hi}, got {v}.")
+        elif not self.data and not self.online:
             raise UsageError("nothing to learn from: pass --data FILE.jsonl (a `tfcaf dataset`) and/or --online.")
         if self.method == "cory" and not self.online:
             raise UsageError("--method cory learns from its own pioneer/observer samples: add --online.")
@@ -117,6 +140,7 @@ class TuneConfig:
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["tasks"] = list(self.tasks)
+        d["goals"] = list(self.goals)
         return d
 
 
@@ -519,6 +543,10 @@ def tune(config: TuneConfig, reward_fn: RewardFn | None = None, base: Any = None
     random.seed(config.seed)
     if base is None:
         base = load_base(config.base, config.device)
+    if config.method == "sac-glam":
+        from tfcaf.generator.tuning.sacglam import run_sacglam
+
+        return run_sacglam(config, base, out, progress)
     policy = Policy.build(base, lora=config.lora, rank=config.lora_rank,
                           adapter=CoryTrainer.PIONEER if config.method == "cory" else "default")
     if config.method == "cory":

@@ -34,6 +34,8 @@ KNOWN = {
     ("tfcaf/approval.py", "sandbox"),
     # online tuning scores its own samples like the generate loop: vetter + tiered reward
     ("generator/tuning/rewards.py", "evaluator"),
+    # the sac-glam refiner trains on and serves the refinement MDP (observation, goal_reward, RefineEnv)
+    ("generator/tuning/sacglam.py", "evaluator"),
 }
 CLI_WIRING = {"tfcaf/cli.py", "tfcaf/plugins_cli.py"}
 """Command-line wiring in the core that loads every stage's verbs or registries (nothing imports it)."""
