@@ -104,6 +104,23 @@ def test_idempotent_edits_and_clamped_repeats():
     assert rf.edit_spec("mask_dead", lbf, LBF) == lbf
 
 
+from hypothesis import given, strategies as st  # noqa: E402
+
+_SPECS = st.fixed_dictionaries({
+    "weights": st.dictionaries(st.sampled_from([f.name for f in SMAC.features]),
+                               st.floats(-4, 4, allow_nan=False).map(lambda x: round(x, 3)), max_size=10),
+    "temperature": st.floats(0.1, 5.0), "vdn_blend": st.floats(0.0, 1.0), "mask_dead": st.booleans()})
+
+
+@given(spec=_SPECS, op=st.sampled_from(sorted(rf.SPEC_EDITS)))
+def test_edits_stay_in_bounds_and_are_parser_fixed_points(spec, op):
+    out = rf.edit_spec(op, spec, SMAC)
+    assert rf.canonical(out, SMAC) == out
+    assert LIMITS["temperature"][0] <= out["temperature"] <= LIMITS["temperature"][1] and 0 <= out["vdn_blend"] <= 1
+    if op in ("mask_dead", "state_softmax"):
+        assert rf.edit_spec(op, out, SMAC) == out
+
+
 def test_edit_refuses_llm_operators():
     with pytest.raises(ValueError):
         rf.edit_spec("repair", _spec(), SMAC)
