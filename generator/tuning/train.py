@@ -111,6 +111,8 @@ class TuneConfig:
                 raise UsageError("--method sac-glam trains on the refinement MDP of --tasks T... (e.g. --tasks smac_8m).")
             if self.data or self.online or not self.lora:
                 raise UsageError("--method sac-glam collects its own episodes with a LoRA adapter: drop --data, --online and --full.")
+            if self.eval_samples:
+                raise UsageError("--eval-samples is for the generator methods; evaluate a refiner with benchmarks/bench_refine.py.")
             if self.glam_norm not in ("sum", "mean"):
                 raise UsageError(f"--glam-norm must be sum or mean, got '{self.glam_norm}'.")
             for name, lo, hi in (("horizon", 1, 64), ("warmup", 0, 100000), ("top_layers", 1, 1000)):

@@ -138,3 +138,22 @@ def test_tiny_model_learns_a_toy_goal_reaching_task(tiny):
             assert int(agent.q_values(observation(ev.reset(goal=g))).argmax()) == a
     finally:
         pol.model.unload()
+
+
+@pytest.mark.cuda
+def test_glam_scoring_on_cuda_matches_cpu(tiny):
+    cpu = Policy.build(tiny, lora=True)
+    try:
+        sc = GlamScorer(cpu, TEXTS, top_layers=2)
+        prompt = sc.prompt_ids(observation(ToyRefineEnv().reset(goal="flag_b")))
+        ref, _ = sc.score([prompt])
+    finally:
+        cpu.model.unload()
+    model = tiny.model.to("cuda")
+    try:
+        gpu = Policy.build(tiny, lora=True)
+        out, _ = GlamScorer(gpu, TEXTS, top_layers=2).score([prompt])
+        assert out.detach().cpu() == pytest.approx(ref.detach(), abs=1e-3)
+        gpu.model.unload()
+    finally:
+        model.to("cpu")
