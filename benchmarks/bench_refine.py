@@ -223,7 +223,15 @@ def main() -> None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         figure(lines, out / "figure.png")
-        readme(lines, args, out / "README.md", "python benchmarks/bench_refine.py " + " ".join(sys.argv[1:]))
+        readme(lines, args, out / "README.md", "python benchmarks/bench_refine.py " + " ".join(_portable(sys.argv[1:])))
+
+
+def _portable(argv: list[str]) -> list[str]:
+    """The command line with machine-specific folders as placeholders (STORE, WORK)."""
+    out, hide = [], {"--store": "STORE", "--work": "WORK"}
+    for i, a in enumerate(argv):
+        out.append(hide[argv[i - 1]] if i and argv[i - 1] in hide else a)
+    return out
 
 
 if __name__ == "__main__":
