@@ -52,6 +52,7 @@ def run_arm(arm: str, policy, task: str, goals: list[str], seeds: list[int], arg
 
     best = {"reward_total": -1.0, "graph": None, "cid": None}
     per_goal: dict[str, list[bool]] = defaultdict(list)
+    nontrivial: list[bool] = []
     llm_calls = vet_calls = accepted_new = 0
     started = time.monotonic()
     with RefineEnv(task, store=store, backend=backend, vet=vet, horizon=args.horizon, goals=goals,
@@ -60,6 +61,7 @@ def run_arm(arm: str, policy, task: str, goals: list[str], seeds: list[int], arg
             for seed in seeds:
                 t0 = time.monotonic()
                 state = env.reset(goal=goal, seed=seed)
+                start_achieved = goal in state.achieved  # a trivial episode: any policy that keeps the goal succeeds
                 ops, done, info = [], False, {}
                 ep_llm = ep_vet = ep_acc = 0
                 ep_best = state.reward_total
@@ -77,15 +79,19 @@ def run_arm(arm: str, policy, task: str, goals: list[str], seeds: list[int], arg
                         best = {"reward_total": state.reward_total, "graph": cand.verdict.get("graph"), "cid": cand.cid}
                 success = goal in state.achieved
                 per_goal[goal].append(success)
+                if not start_achieved:
+                    nontrivial.append(success)
                 llm_calls, vet_calls, accepted_new = llm_calls + ep_llm, vet_calls + ep_vet, accepted_new + ep_acc
                 emit({"kind": "episode", "arm": arm, "task": task, "goal": goal, "seed": seed, "success": success,
-                      "steps": state.step, "operators": ops, "llm_calls": ep_llm, "vet_calls": ep_vet,
+                      "start_achieved": start_achieved, "steps": state.step, "operators": ops, "llm_calls": ep_llm, "vet_calls": ep_vet,
                       "accepted_new": ep_acc, "best_reward": round(ep_best, 6), "final_reward": state.reward_total,
                       "wall_s": round(time.monotonic() - t0, 2)}, sink)
     episodes = sum(len(v) for v in per_goal.values())
     summary = {"kind": "arm_task", "arm": arm, "task": task, "episodes": episodes,
                "success_rate": round(sum(sum(v) for v in per_goal.values()) / max(1, episodes), 4),
                "success_per_goal": {g: round(sum(v) / len(v), 4) for g, v in per_goal.items()},
+               "nontrivial_episodes": len(nontrivial),
+               "nontrivial_success": round(sum(nontrivial) / len(nontrivial), 4) if nontrivial else None,
                "llm_calls": llm_calls, "vet_calls": vet_calls, "accepted_new": accepted_new,
                "llm_per_accepted": round(llm_calls / accepted_new, 3) if accepted_new else None,
                "vet_per_accepted": round(vet_calls / accepted_new, 3) if accepted_new else None,
@@ -133,11 +139,13 @@ def readme(lines: list[dict], args, path: Path, command: str) -> None:
            + "; every arm ran the same episodes (same start spec, same goal, same request "
            "seeds), so each had the same cap of LLM and vetting calls per episode. Success = the goal is achieved "
            "when the episode ends. Calls per accepted candidate exclude the shared start candidate.", "",
-           "| arm | task | success | per goal | LLM calls | vet calls | LLM/accepted | vet/accepted | best reward | wall s |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "| arm | task | success | non-trivial success (n) | per goal | LLM calls | vet calls | LLM/accepted | vet/accepted | best reward | wall s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         goals = ", ".join(f"{g}: {v:.2f}" for g, v in r["success_per_goal"].items())
-        out.append(f"| {r['arm']} | {r['task']} | {r['success_rate']:.2f} | {goals} | {r['llm_calls']} | {r['vet_calls']} | "
+        nt = r.get("nontrivial_success")
+        nt = f"{nt:.2f} ({r['nontrivial_episodes']})" if nt is not None else "-"
+        out.append(f"| {r['arm']} | {r['task']} | {r['success_rate']:.2f} | {nt} | {goals} | {r['llm_calls']} | {r['vet_calls']} | "
                    f"{r['llm_per_accepted']} | {r['vet_per_accepted']} | {r['best_reward']:.3f} | {r['wall_s']} |")
     if fit:
         out += ["", f"Short-training fitness of each arm's best smac_3m candidate ({args.fitness_steps} env steps, "
