@@ -34,9 +34,16 @@ GOALS = {
 }
 
 
+OUT: list[Path] = []
+"""results.jsonl, appended line by line (a crash late in the run keeps what was measured)."""
+
+
 def emit(line: dict, sink: list) -> None:
     print(json.dumps(line, sort_keys=True), flush=True)
     sink.append(line)
+    for path in OUT:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line, sort_keys=True) + "\n")
 
 
 def run_arm(arm: str, policy, task: str, goals: list[str], seeds: list[int], args, backend, vet, store: Path,
@@ -107,7 +114,7 @@ def figure(lines: list[dict], path: Path) -> None:
             vals.append((r or {}).get("success_per_goal", {}).get(goal, 0.0))
         ax.bar([k + i * width for k in range(len(keys))], vals, width, label=arm)
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))])
-    ax.set_xticklabels([f"{t.split('-')[0]}\n{g.replace('uses_feature:', 'uses:')}" for t, g in keys], fontsize=7)
+    ax.set_xticklabels([f"{t.split('-')[0]}\n{g.replace('uses_feature:', 'uses:')}" for t, g in keys], fontsize=6)
     ax.set_ylabel("goal success rate")
     ax.set_ylim(0, 1.05)
     ax.set_title("refinement policies, spec mode, held-out tasks (same episodes, same call cap)")
@@ -134,9 +141,10 @@ def readme(lines: list[dict], args, path: Path, command: str) -> None:
                    f"{r['llm_per_accepted']} | {r['vet_per_accepted']} | {r['best_reward']:.3f} | {r['wall_s']} |")
     if fit:
         out += ["", f"Short-training fitness of each arm's best smac_3m candidate ({args.fitness_steps} env steps, "
-                "seed 0, SMAX greedy test win rate):", "", "| arm | candidate | best reward | fitness | wall s |", "|---|---|---|---|---|"]
+                "seed 0, SMAX greedy test win rate; a graph shared by two arms is trained once):", "",
+                "| arm | candidate | graph | best reward | fitness | wall s |", "|---|---|---|---|---|---|"]
         for arm, r in fit.items():
-            out.append(f"| {arm} | {r['cid']} | {r['best_reward']} | {r['fitness']} | {r['wall_s']} |")
+            out.append(f"| {arm} | {r['cid']} | {r['graph_sha256']} | {r['best_reward']} | {r['fitness']} | {r['wall_s']} |")
     out += ["", "![success rate per goal](figure.png)", ""]
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
 
@@ -172,6 +180,10 @@ def main() -> None:
     arms = [(a, a) for a in args.arms] + [tuple(x.split("=", 1)) for x in args.refiner]
     policies = {label: load_policy(name, refiner_store or Path("."), seed=args.seed) for label, name in arms}
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-refine-"))
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "results.jsonl").write_text("", encoding="utf-8")
+        OUT.append(Path(args.out) / "results.jsonl")
     lines: list[dict] = []
     backend = None if args.no_llm else make_backend(BackendSettings(name="local", threads=1))
     summaries = []
@@ -193,20 +205,33 @@ def main() -> None:
     if args.fitness_steps > 0:
         from tfcaf.trainer.fitness import short_training_fitness
 
+        from tfcaf.sandbox.graph import graph_digest
+
         card = get_card("smac_3m")
+        done: dict[str, float] = {}  # the same best graph in two arms is trained once (same steps, same seed)
         for s in summaries:
             if s["task"] != "smac_3m" or s["_graph"] is None:
                 continue
             t0 = time.monotonic()
-            value = short_training_fitness(s["_graph"], card, args.fitness_steps, 0)
+            digest = graph_digest(s["_graph"])
+            if digest not in done:
+                done[digest] = short_training_fitness(s["_graph"], card, args.fitness_steps, 0)
             emit({"kind": "fitness", "arm": s["arm"], "task": "smac_3m", "cid": s["best_cid"], "best_reward": s["best_reward"],
-                  "fitness": round(value, 4), "steps": args.fitness_steps, "wall_s": round(time.monotonic() - t0, 1)}, lines)
+                  "fitness": round(done[digest], 4), "steps": args.fitness_steps, "graph_sha256": digest[:16],
+                  "wall_s": round(time.monotonic() - t0, 1)}, lines)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.jsonl").write_text("".join(json.dumps(x, sort_keys=True) + "\n" for x in lines), encoding="utf-8")
         figure(lines, out / "figure.png")
-        readme(lines, args, out / "README.md", "python benchmarks/bench_refine.py " + " ".join(sys.argv[1:]))
+        readme(lines, args, out / "README.md", "python benchmarks/bench_refine.py " + " ".join(_portable(sys.argv[1:])))
+
+
+def _portable(argv: list[str]) -> list[str]:
+    """The command line with machine-specific folders as placeholders (STORE, WORK)."""
+    out, hide = [], {"--store": "STORE", "--work": "WORK"}
+    for i, a in enumerate(argv):
+        out.append(hide[argv[i - 1]] if i and argv[i - 1] in hide else a)
+    return out
 
 
 if __name__ == "__main__":

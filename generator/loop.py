@@ -186,6 +186,20 @@ def _seed(base: int, *parts: object) -> int:
     return int(digest[:8], 16) % (2**31 - 1)
 
 
+def _spec_in_order(spec: Any, card: TaskCard) -> Any:
+    """A recorded spec with its keys back in the parser's order (the event log sorts keys), so a resumed
+    run renders the same prompts from it (weights in card order, then temperature, vdn_blend, mask_dead)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("weights"), dict):
+        return spec
+    weights = spec["weights"]
+    out: dict[str, Any] = {"weights": {f.name: weights[f.name] for f in card.features if f.name in weights}}
+    for key in ("temperature", "vdn_blend", "mask_dead", "notes"):
+        if key in spec:
+            out[key] = spec[key]
+    out.update({k: v for k, v in spec.items() if k not in out})
+    return out
+
+
 def _verdict_json(verdict: Any) -> dict[str, Any]:
     data = verdict.to_json() if hasattr(verdict, "to_json") else dict(verdict)
     return json.loads(json.dumps(data, default=str))
@@ -254,7 +268,8 @@ class GenerateLoop:
         if cid in self._recorded:  # resumed: reuse, never vet or record twice
             e = self._recorded[cid]
             cand = Candidate(cid, rnd, slot, attempt, bool(e["accepted"]), answer, self.rundir.source(cid),
-                             self.rundir.verdict(cid) or {}, e.get("spec"), measures=dict(e.get("measures") or {}))
+                             self.rundir.verdict(cid) or {}, _spec_in_order(e.get("spec"), self.card),
+                             measures=dict(e.get("measures") or {}))
             if e.get("reward") is not None or "measures" in e:
                 cand.reward, cand.achieved = e.get("reward"), list(e.get("achieved") or [])
             else:  # a candidate recorded by an older version: grade it now
@@ -345,12 +360,14 @@ class GenerateLoop:
             op = rf.OPERATORS[action]
             cid = f"r{rnd}-c{slot}-a{attempt}"
             extra = {"refiner": {"name": self.config.refiner, "operator": op.id, "goal": goal, "from": cand.cid}}
-            self.rundir.append({"type": "refiner_choice", "cid": cid, "from": cand.cid, "operator": op.id,
-                                "goal": goal, "state": state.to_json()})
+            choice = {"type": "refiner_choice", "cid": cid, "from": cand.cid, "operator": op.id, "goal": goal,
+                      "state": state.to_json()}
             if op.id == "stop":
+                self._once({**choice, "noop": "stop"})  # a resumed run does not log a choice twice
                 break
             self.progress("status", text=f"{op.id} on {cand.cid} -> {cid}")
             done = runner.apply(op, current, cid, (rnd, slot, attempt), extra)
+            self._once({**choice, "noop": done.noop, "llm_calls": done.llm_calls, "vet_calls": done.vet_calls})
             if done.current is None:  # a no-op edit: the step is spent, nothing new to vet
                 continue
             out.append(done.current.cand)

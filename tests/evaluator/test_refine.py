@@ -104,6 +104,23 @@ def test_idempotent_edits_and_clamped_repeats():
     assert rf.edit_spec("mask_dead", lbf, LBF) == lbf
 
 
+from hypothesis import given, strategies as st  # noqa: E402
+
+_SPECS = st.fixed_dictionaries({
+    "weights": st.dictionaries(st.sampled_from([f.name for f in SMAC.features]),
+                               st.floats(-4, 4, allow_nan=False).map(lambda x: round(x, 3)), max_size=10),
+    "temperature": st.floats(0.1, 5.0), "vdn_blend": st.floats(0.0, 1.0), "mask_dead": st.booleans()})
+
+
+@given(spec=_SPECS, op=st.sampled_from(sorted(rf.SPEC_EDITS)))
+def test_edits_stay_in_bounds_and_are_parser_fixed_points(spec, op):
+    out = rf.edit_spec(op, spec, SMAC)
+    assert rf.canonical(out, SMAC) == out
+    assert LIMITS["temperature"][0] <= out["temperature"] <= LIMITS["temperature"][1] and 0 <= out["vdn_blend"] <= 1
+    if op in ("mask_dead", "state_softmax"):
+        assert rf.edit_spec(op, out, SMAC) == out
+
+
 def test_edit_refuses_llm_operators():
     with pytest.raises(ValueError):
         rf.edit_spec("repair", _spec(), SMAC)
@@ -391,3 +408,35 @@ def test_loop_with_plain_refiner_repairs_like_the_plain_loop(tmp_path):
     assert [e["operator"] for e in events if e["type"] == "refiner_choice"] == ["repair"]
     # round 1: every requested goal (finite) is met by the selected candidate, so the refiner is not asked again
     assert not any(e["type"] == "candidate" and e["cid"].startswith("r1-") for e in events)
+
+
+def test_resumed_refined_run_repeats_nothing(tmp_path):
+    from tfcaf.generator.config import resolve
+    from tfcaf.generator.session import generate
+
+    good = json.dumps(_spec(weights={"health": 0.5}, vdn_blend=1.0))
+    config, sources = resolve({"task": "smac_3m", "backend": "openai", "store": str(tmp_path), "mode": "spec", "k": 2,
+                               "rounds": 2, "repairs": 2, "judge": False, "refiner": "random", "seed": 3}, env={})
+    first = generate(config, sources, backend=ScriptedLLM([good]), vet=SpecVetter())
+    run = RunDir(Path(first["run_dir"]))
+    before = [e for e in run.load_events() if e["type"] in ("candidate", "refiner_choice")]
+    assert any(e["type"] == "refiner_choice" for e in before)
+    llm = ScriptedLLM([good])
+    again = generate(None, None, resume=first["run_id"], store=str(tmp_path), backend=llm, vet=SpecVetter())
+    after = [e for e in run.load_events() if e["type"] in ("candidate", "refiner_choice")]
+    assert len(llm.requests) == 0 and len(after) == len(before) and again["selected"] == first["selected"]
+
+
+def test_plain_spec_run_resumes_without_new_requests(tmp_path):
+    """Regression: the event log sorts keys, so a resumed spec run rebuilt its refine prompt from a spec in
+    another key order and asked the LLM again; recorded specs are now put back in the parser's order."""
+    from tfcaf.generator.config import resolve
+    from tfcaf.generator.session import generate
+
+    good = json.dumps(_spec(weights={"pos_x": 0.5, "health": 1.0}, vdn_blend=0.5))
+    config, sources = resolve({"task": "smac_3m", "backend": "openai", "store": str(tmp_path), "mode": "spec", "k": 1,
+                               "rounds": 2, "repairs": 0, "judge": False, "cache": False}, env={})
+    first = generate(config, sources, backend=ScriptedLLM([good]), vet=SpecVetter())
+    llm = ScriptedLLM([good])
+    generate(None, None, resume=first["run_id"], store=str(tmp_path), backend=llm, vet=SpecVetter())
+    assert first["llm_calls"] == 2 and len(llm.requests) == 0
