@@ -45,7 +45,8 @@ def main() -> None:
     if runs is None:
         runs = sorted({r for name in args.refiner
                        for r in json.loads((store / "generators" / name / "manifest.json").read_text())["runs"]})
-    episodes = [ep for r in runs for ep in read_episodes(RunDir(store / r))]
+    per_run = [read_episodes(RunDir(store / r)) for r in runs]
+    episodes = [ep for eps in per_run for ep in eps]
     ops = [op.id for op in OPERATORS]
     # 1. empirical one-step success per (goal, operator), over every goal some episode asked for
     goals = sorted({ep["goal"] for ep in episodes})
@@ -63,7 +64,9 @@ def main() -> None:
         lines.append({"kind": "operator_success", "goal": g, "n": {o: len(hits[(g, o)]) for o in ops},
                       "success": {o: (None if v is None else round(v, 3)) for o, v in table[g].items()}})
         print(json.dumps(lines[-1]), flush=True)
-    starts = [(ep["start"], ep["goal"]) for ep in episodes][: args.max_starts]
+    # episode starts taken round-robin over the runs (every task and run equally represented)
+    rr = [eps[i] for i in range(max(map(len, per_run), default=0)) for eps in per_run if i < len(eps)]
+    starts = [(ep["start"], ep["goal"]) for ep in rr][: args.max_starts]
 
     def value(g: str, o: str) -> float:
         v = table[g][o]

@@ -65,6 +65,7 @@ def register(app: typer.Typer) -> None:
         warmup: int = typer.Option(10, "--warmup", help=_h("warmup")),
         top_layers: int = typer.Option(2, "--top-layers", help=_h("top_layers")),
         glam_norm: str = typer.Option("mean", "--glam-norm", help=_h("glam_norm")),
+        alpha_lr: float = typer.Option(3e-3, "--alpha-lr", help=_h("alpha_lr")),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
     ) -> None:
         """Tune a local generator on its vetted attempts (rft, tbrm or cory), or train a refinement agent
@@ -83,7 +84,7 @@ def register(app: typer.Typer) -> None:
                             max_new_tokens=max_new_tokens, temperature=temperature, rft_top=rft_top, beta=beta,
                             length_norm=length_norm, kl_coef=kl_coef, swap_every=swap_every, eval_samples=eval_samples,
                             device=device, threads=threads, force=force, her=her, horizon=horizon, goals=goal_list,
-                            warmup=warmup, top_layers=top_layers, glam_norm=glam_norm).check()
+                            warmup=warmup, top_layers=top_layers, glam_norm=glam_norm, alpha_lr=alpha_lr).check()
         summary = _with_progress(run_tune, config)
         if as_json:
             print(json.dumps(summary, default=str))

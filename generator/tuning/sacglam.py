@@ -451,7 +451,7 @@ def evaluate_policy(choose: Callable[[Any], int], envs: Sequence[Any], episodes:
 # -- `tfcaf tune --method sac-glam` ---------------------------------------------------------------
 def sac_config_of(config: Any) -> SacConfig:
     """The SacConfig of a TuneConfig (its sac-glam fields; the rest are SacConfig's defaults)."""
-    return SacConfig(lr_actor=config.lr, batch=config.batch, warmup=config.warmup, her=config.her,
+    return SacConfig(lr_actor=config.lr, lr_alpha=config.alpha_lr, batch=config.batch, warmup=config.warmup, her=config.her,
                      top_layers=config.top_layers, glam_norm=config.glam_norm,
                      start_transitions=max(config.batch, SacConfig.start_transitions)).check()
 

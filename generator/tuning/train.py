@@ -96,6 +96,8 @@ class TuneConfig:
     """sac-glam: critic-only updates before the actor and alpha learn."""
     top_layers: int = 2
     """sac-glam: decoder layers (from the top) carrying the LoRA adapter; the others are frozen and their prompt encodings cached."""
+    alpha_lr: float = 3e-3
+    """sac-glam: Adam learning rate of log alpha (the temperature)."""
     glam_norm: str = "mean"
     """sac-glam: an operator's logit is the mean (default) or the sum (the paper's) of its tokens' log-probs."""
 
@@ -131,9 +133,9 @@ class TuneConfig:
             v = getattr(self, name)
             if not lo <= v <= hi:
                 raise UsageError(f"--{name.replace('_', '-')} must be between {lo} and {hi}, got {v}.")
-        for name in ("lr", "beta", "kl_coef", "temperature", "rft_top"):
+        for name in ("lr", "beta", "kl_coef", "temperature", "rft_top", "alpha_lr"):
             v = getattr(self, name)
-            if not math.isfinite(v) or v < 0 or (name in ("lr", "beta", "rft_top") and v == 0):
+            if not math.isfinite(v) or v < 0 or (name in ("lr", "beta", "rft_top", "alpha_lr") and v == 0):
                 raise UsageError(f"--{name.replace('_', '-')} must be a finite positive number, got {v}.")
         if self.method == "cory" and self.samples_per_step != 2:
             pass  # cory always draws one pioneer and one observer answer per update
