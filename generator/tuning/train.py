@@ -5,7 +5,8 @@
     summary["out_dir"], summary["eval_before"], summary["eval_after"]
 
 `<store>/generators/NAME/` holds `adapter/` (peft LoRA adapter; `model/` for full fine-tuning),
-`manifest.json` (base model hash, data hash, method, config, seed, versions), `metrics.jsonl`, `tb/`
+`manifest.json` (base model hash, data hash, method, config, seed, versions), `adapter.gguf` (the same
+adapter for llama.cpp, when the base came from a GGUF; its sha256 in the manifest), `metrics.jsonl`, `tb/`
 (TensorBoard), `samples.jsonl` (every online sample, in the `tfcaf dataset` row schema, so it is
 data for the next run) and, for TBRM, `ref_logprobs.jsonl` (the reference log-probs, precomputed once).
 """
@@ -485,6 +486,11 @@ def _write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
 
 
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Replace a generator folder's manifest.json atomically."""
+    _write_json(Path(folder) / "manifest.json", manifest)
+
+
 def tune(config: TuneConfig, reward_fn: RewardFn | None = None, base: Any = None,
          progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """Train a generator by `config.method`; writes <store>/generators/NAME/ and returns the summary.
@@ -564,6 +570,7 @@ def tune(config: TuneConfig, reward_fn: RewardFn | None = None, base: Any = None
             after = evaluate(policy, eval_tasks, config.eval_samples, reward_fn, config.mode, config.max_new_tokens,
                              config.temperature, seed=config.seed + 1)
         save_policy(policy, out, config.method)
+        served = export_for_llamacpp(policy, base.identity, out)
     except BaseException:
         manifest["status"] = "failed"
         _write_json(out / "manifest.json", manifest)
@@ -579,13 +586,31 @@ def tune(config: TuneConfig, reward_fn: RewardFn | None = None, base: Any = None
                     update_s_mean=round(sum(trainer.update_s) / max(1, len(trainer.update_s)), 4),
                     sample_s_mean=round(sum(trainer.sample_s) / max(1, len(trainer.sample_s)), 4) if trainer.sample_s else None,
                     eval_before=before, eval_after=after,
-                    swaps=getattr(trainer, "swaps", None))
+                    swaps=getattr(trainer, "swaps", None), **served)
     _write_json(out / "manifest.json", manifest)
     return {"name": config.name, "out_dir": str(out), "method": config.method, "steps": config.steps,
             "online_samples": len(samples.rows),
             "online_mean_reward": sum(sample_rewards) / len(sample_rewards) if sample_rewards else None,
             "eval_before": before, "eval_after": after, "train_s": round(train_s, 3),
             "update_s_mean": manifest["update_s_mean"], "sample_s_mean": manifest["sample_s_mean"]}
+
+
+def export_for_llamacpp(policy: Any, identity: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Manifest entries of the served adapter: its safetensors sha256 and, when the base came from a GGUF,
+    `gguf_adapter` (adapter.gguf for llama.cpp, see `export.export_lora_gguf`)."""
+    from tfcaf.generator.tuning.export import ADAPTER_GGUF, base_gguf_path, export_lora_gguf
+    from tfcaf.generator.tuning.model import sha256_file
+
+    if not policy.lora:
+        return {}
+    weights = out / "adapter" / "adapter_model.safetensors"
+    entries: dict[str, Any] = {"adapter_sha256": sha256_file(weights) if weights.is_file() else None}
+    base = base_gguf_path(identity)
+    if base is not None and weights.is_file():
+        record = export_lora_gguf(out / "adapter", base, out / ADAPTER_GGUF)
+        record["adapter_sha256"] = entries["adapter_sha256"]
+        entries["gguf_adapter"] = record
+    return entries
 
 
 def save_policy(policy: Any, out: Path, method: str) -> None:
