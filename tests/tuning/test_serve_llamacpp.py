@@ -5,8 +5,9 @@ randomised (std 0.15, seeded), so the adapter moves the next-token distribution 
 6 greedy steps of a chat prompt (teacher-forced into the peft model), on the top-10 alternatives
 llama.cpp reports per step:
 
-- served-with-adapter vs peft-with-adapter: max |delta log p| < TOL_CLOSE (measured 2026-12: see
-  MEASURED below; the floor is llama.cpp's Q4_1 weights x 8-bit activations vs our float32);
+- served-with-adapter vs peft-with-adapter: max |delta log p| < TOL_CLOSE = 1.0 nat (measured: max 0.75,
+  mean 0.20, see MEASURED; the floor is llama.cpp's Q4_1 weights x 8-bit activations vs our float32: the
+  base alone was within 0.58 on top-5, tests/generator/test_tuning_gguf.py);
 - served-with-adapter vs the base (peft with the adapter disabled): max |delta| > TOL_FAR, and the mean
   deviation is at least 3x the mean deviation from peft;
 - an adapter written WITHOUT the Q/K row permutation deviates from peft by more than TOL_CLOSE (the test
@@ -33,8 +34,9 @@ MSGS = [{"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": "What is the capital of France?"}]
 STEPS, TOP = 6, 10
 TOL_CLOSE, TOL_FAR = 1.0, 1.5
-MEASURED = {"close_max": 0.295, "far_max": 3.18, "unpermuted_max": 1.74}
-"""First-token top-10 deviations seen while writing this test (one seed); the test prints its own."""
+MEASURED = {"close_max": 0.748, "close_mean": 0.200, "far_max": 5.881, "far_mean": 2.306, "unpermuted_max": 2.470,
+            "greedy_agree": "6/6", "alternatives": 60}
+"""What this test measured on 2026-12-02 (seed 0, 6 steps x top-10); it prints its own line each run."""
 
 
 @pytest.fixture(scope="module")
