@@ -143,6 +143,16 @@ def gguf_serving_files(folder: Path, sha256_cache: str | None = None) -> tuple[P
     return base, adapter, manifest
 
 
+FENCE = "```"
+
+
+def cut_at_closing_fence(text: str) -> str:
+    """`text` up to and including the second ``` (the end of its first fenced block); unchanged without one."""
+    first = text.find(FENCE)
+    second = text.find(FENCE, first + len(FENCE)) if first >= 0 else -1
+    return text if second < 0 else text[: second + len(FENCE)]
+
+
 class LlamaCppSampler:
     """Plain, fast sampling from the embedded model (optionally with a tuned LoRA adapter) through llama.cpp.
 
@@ -163,7 +173,9 @@ class LlamaCppSampler:
         self._primed: str | None = None
 
     def sample(self, messages: list[dict[str, str]], n: int = 1, max_tokens: int = 256, temperature: float = 1.0,
-               seed: int | None = None) -> list[str]:
+               seed: int | None = None, *, stop_at_fence: bool = False) -> list[str]:
+        """n answers; `stop_at_fence` cuts each answer right after the fence that closes its first fenced block
+        (the answer a sampler stopping there would give: stopping is a function of the prefix)."""
         import time
 
         if self.backend is None:
@@ -185,7 +197,7 @@ class LlamaCppSampler:
         for i in range(n):
             done = self.backend.complete(list(messages), temperature=float(temperature), top_p=1.0, top_k=0, min_p=0.0,
                                          max_tokens=int(max_tokens), seed=(base_seed + i) % (1 << 31))
-            out.append(done.text)
+            out.append(cut_at_closing_fence(done.text) if stop_at_fence else done.text)
             prompt += done.prompt_tokens
             completion += done.completion_tokens
         seconds = time.perf_counter() - t0

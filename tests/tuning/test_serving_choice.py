@@ -89,3 +89,11 @@ def test_sampler_refuses_bad_arguments_before_loading(tmp_path):
         llamacpp_sampler(None, context=10)
     with pytest.raises(UsageError, match="not a tuned generator folder"):
         llamacpp_sampler(tmp_path)
+
+
+def test_cut_at_closing_fence():
+    from tfcaf.generator.tuning.serve import cut_at_closing_fence
+
+    assert cut_at_closing_fence("hi\n```python\nx = 1\n```\nmore ```python\n") == "hi\n```python\nx = 1\n```"
+    assert cut_at_closing_fence("```python\nx = 1\n") == "```python\nx = 1\n"
+    assert cut_at_closing_fence("no code") == "no code"
