@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
         from rich.text import Text
 
         table = Table(title="tuned generators")
-        for col in ("name", "method", "mode", "status", "base", "base sha256", "data", "after (pass / reward)"):
+        for col in ("name", "method", "mode", "status", "base", "base sha256", "data", "llama.cpp", "after (pass / reward)"):
             table.add_column(col, overflow="fold")
         for m in items:
             b = m.get("base") or {}
@@ -120,6 +120,7 @@ def register(app: typer.Typer) -> None:
             after = m.get("eval_after") or {}
             cells = [m.get("name"), m.get("method"), m.get("mode"), m.get("status"), b.get("spec"),
                      str(b.get("sha256") or "")[:12], f"{d.get('path')} ({d.get('rows')} rows)" if d.get("path") else "online",
+                     "adapter.gguf" if isinstance(m.get("gguf_adapter"), dict) else "-",
                      f"{after.get('pass_rate', 0):.2f} / {after.get('mean_reward', 0):.2f}" if after else "-"]
             table.add_row(*[Text(str(c)) for c in cells])  # store files are untrusted: never markup
         Console().print(table)

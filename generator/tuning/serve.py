@@ -65,7 +65,8 @@ def list_generators(store: Path) -> list[dict[str, Any]]:
             out.append({"name": sub.name, "status": "unreadable", "error": str(err)})
             continue
         out.append({k: m.get(k) for k in ("name", "method", "mode", "status", "adapter", "base", "data", "seed",
-                                           "started_at", "finished_at", "eval_before", "eval_after", "online_samples")}
+                                           "started_at", "finished_at", "eval_before", "eval_after", "online_samples", "gguf_adapter",
+                                           "online_runs")}
                    | {"name": sub.name})
     return out
 
