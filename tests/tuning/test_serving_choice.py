@@ -97,3 +97,16 @@ def test_cut_at_closing_fence():
     assert cut_at_closing_fence("hi\n```python\nx = 1\n```\nmore ```python\n") == "hi\n```python\nx = 1\n```"
     assert cut_at_closing_fence("```python\nx = 1\n") == "```python\nx = 1\n"
     assert cut_at_closing_fence("no code") == "no code"
+
+
+def test_a_hash_memoised_without_a_cache_is_still_written_to_a_cache(tmp_path):
+    """Serving hashes the base GGUF without a cache folder; a later backend with one must still record it."""
+    import hashlib
+
+    from tfcaf.provenance import file_sha256
+
+    f = tmp_path / "model.gguf"
+    f.write_bytes(b"weights" * 100)
+    digest = hashlib.sha256(f.read_bytes()).hexdigest()
+    assert file_sha256(f) == digest
+    assert file_sha256(f, tmp_path / "cache") == digest and digest in (tmp_path / "cache" / "sha256.json").read_text()
