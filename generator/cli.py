@@ -99,6 +99,7 @@ def register(app: typer.Typer) -> None:
         generator: Optional[str] = typer.Option(None, "--generator", help=_h("generator")),
         device: Optional[str] = typer.Option(None, "--device", help=_h("device")),
         refiner: Optional[str] = typer.Option(None, "--refiner", help=_h("refiner")),
+        context: Optional[int] = typer.Option(None, "--context", help=_h("context")),
         config_file: Optional[Path] = typer.Option(None, "--config", help="TOML config file with a [generate] table (default ./tfcaf.toml when present)."),
         resume: Optional[str] = typer.Option(None, "--resume", help="Continue a killed run (its id or directory) with its stored config; nothing is asked or vetted twice."),
         show_config: bool = typer.Option(False, "--show-config", help="Print every setting and where it came from (flag, env, config file, default), then exit."),
@@ -122,7 +123,7 @@ def register(app: typer.Typer) -> None:
                      seed=seed, judge=judge, goals=goals, fitness_steps=fitness_steps, timeout_s=timeout_s, max_retries=max_retries,
                      threads=threads, time_budget_s=time_budget_s, cache=cache, price_prompt=price_prompt,
                      price_completion=price_completion, store=store, generator=generator, device=device,
-                     refiner=refiner)
+                     refiner=refiner, context=context)
         if resume:
             given = [name for name, value in flags.items() if value is not None and name != "store"]
             if given:

@@ -50,7 +50,7 @@ def file_sha256(path: "str | os.PathLike", cache_dir: "str | os.PathLike | None"
     real = Path(path).resolve()
     st = real.stat()
     key = (str(real), st.st_size, st.st_mtime_ns)
-    if key in _SHA_MEMO:
+    if key in _SHA_MEMO and not cache_dir:
         return _SHA_MEMO[key]
     table: dict = {}
     cache = Path(cache_dir) / "sha256.json" if cache_dir else None
@@ -63,11 +63,13 @@ def file_sha256(path: "str | os.PathLike", cache_dir: "str | os.PathLike | None"
         if isinstance(table, dict) and isinstance(table.get(name), str) and len(table[name]) == 64:
             _SHA_MEMO[key] = table[name]
             return table[name]
-    digest = hashlib.sha256()
-    with open(real, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    value = digest.hexdigest()
+    value = _SHA_MEMO.get(key)
+    if value is None:  # a value memoised earlier without a cache folder is still recorded in this one
+        digest = hashlib.sha256()
+        with open(real, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        value = digest.hexdigest()
     _SHA_MEMO[key] = value
     if cache is not None:
         from tfcaf.store import write_atomic
