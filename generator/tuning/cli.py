@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         batch: int = typer.Option(2, "--batch", help=_h("batch")),
         samples_per_step: int = typer.Option(2, "--samples-per-step", help=_h("samples_per_step")),
         max_new_tokens: int = typer.Option(256, "--max-new-tokens", help=_h("max_new_tokens")),
+        stop_at_fence: bool = typer.Option(True, "--stop-at-fence/--no-stop-at-fence", help=_h("stop_at_fence")),
         temperature: float = typer.Option(1.0, "--temperature", help=_h("temperature")),
         rft_top: float = typer.Option(0.25, "--rft-top", help=_h("rft_top")),
         beta: float = typer.Option(0.01, "--beta", help=_h("beta")),
@@ -69,7 +70,7 @@ def register(app: typer.Typer) -> None:
         task_list = tuple(t.strip() for item in (tasks or []) for t in item.split(",") if t.strip())
         config = TuneConfig(method=method, base=base, name=name, data=data, online=online, tasks=task_list,
                             steps=steps, store=store, seed=seed, mode=mode, lora=not full, lora_rank=lora_rank, lr=lr,
-                            batch=batch, samples_per_step=samples_per_step, max_new_tokens=max_new_tokens,
+                            batch=batch, samples_per_step=samples_per_step, max_new_tokens=max_new_tokens, stop_at_fence=stop_at_fence,
                             temperature=temperature, rft_top=rft_top, beta=beta, length_norm=length_norm,
                             kl_coef=kl_coef, swap_every=swap_every, eval_samples=eval_samples, device=device,
                             threads=threads, force=force).check()

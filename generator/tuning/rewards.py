@@ -19,7 +19,8 @@ class Scored:
     passed: bool
     """True when the answer passed every gate (the vetter accepted it)."""
     info: dict[str, Any] = field(default_factory=dict)
-    """{'status', 'stage', 'reasons', 'tier', 'vector'} for the log and the observer's prompt."""
+    """{'status', 'stage', 'reasons', 'tier', 'vector'} for the log and the observer's prompt; the real reward
+    adds 'graph' (the vetted JSON graph) for an accepted answer, e.g. for its short-training fitness."""
 
 
 RewardFn = Callable[[str, str, list[int]], "Scored | None"]
@@ -71,6 +72,7 @@ def vetted_reward(mode: str = "code", threads: int = 1) -> Iterator[RewardFn]:
             return Scored(float(r.total), data.get("verdict") == "accepted",
                           {"status": data.get("status"), "stage": data.get("stage"),
                            "reasons": [str(x) for x in (data.get("reasons") or [])][:3], "tier": r.tier,
-                           "vector": dict(r.vector)})
+                           "vector": dict(r.vector),
+                           "graph": data.get("graph") if data.get("verdict") == "accepted" else None})
 
         yield score
