@@ -193,7 +193,7 @@ def eval_phase(args: argparse.Namespace, emit) -> None:
                         if task == args.fitness_task and graph and (best is None or scored.reward > best[0]):
                             best = (scored.reward, graph, i)
                         emit({"arm": arm, "task": task, "sample": i, "reward": scored.reward, "passed": scored.passed,
-                              "status": scored.info.get("status"), "chars": len(raw), "cut_chars": len(text),
+                              "status": scored.info.get("status"), **(scored.info.get("soft") or {}), "chars": len(raw), "cut_chars": len(text),
                               "sample_s": round(sample_s[-1], 2)})
             finally:
                 close()
@@ -209,7 +209,9 @@ def eval_phase(args: argparse.Namespace, emit) -> None:
             for task in tasks:
                 mine = [s for t, s in results if t == task]
                 per_task[task] = {"n": len(mine), "passed": sum(s.passed for s in mine),
-                                  "mean_reward": sum(s.reward for s in mine) / max(1, len(mine))}
+                                  "mean_reward": sum(s.reward for s in mine) / max(1, len(mine)),
+                                  "passed_not_vdn": sum(s.passed and ((s.info.get("soft") or {}).get("vdn_distance") or 0) > 1e-3
+                                                        for s in mine)}
             tr = trained.get(arm, {})
             emit({"arm": arm, "summary": True, "sweep": sweep, "beta": specs[arm].get("beta"), "sampler": sampler_name,
                   "n": len(results), "passed": sum(s.passed for _, s in results),

@@ -20,7 +20,8 @@ class Scored:
     """True when the answer passed every gate (the vetter accepted it)."""
     info: dict[str, Any] = field(default_factory=dict)
     """{'status', 'stage', 'reasons', 'tier', 'vector'} for the log and the observer's prompt; the real reward
-    adds 'graph' (the vetted JSON graph) for an accepted answer, e.g. for its short-training fitness."""
+    adds 'graph' (the vetted JSON graph) for an accepted answer, e.g. for its short-training fitness, and 'soft'
+    (the verdict's vdn_distance and state_dependence metrics, None when not measured)."""
 
 
 RewardFn = Callable[[str, str, list[int]], "Scored | None"]
@@ -73,6 +74,7 @@ def vetted_reward(mode: str = "code", threads: int = 1) -> Iterator[RewardFn]:
                           {"status": data.get("status"), "stage": data.get("stage"),
                            "reasons": [str(x) for x in (data.get("reasons") or [])][:3], "tier": r.tier,
                            "vector": dict(r.vector),
-                           "graph": data.get("graph") if data.get("verdict") == "accepted" else None})
+                           "graph": data.get("graph") if data.get("verdict") == "accepted" else None,
+                           "soft": {k: (data.get("metrics") or {}).get(k) for k in ("vdn_distance", "state_dependence")}})
 
         yield score
