@@ -225,6 +225,26 @@ def eval_phase(args: argparse.Namespace, emit) -> None:
                   "fitness": fitness if fitness is not None else ("no candidate passed" if not sweep else None)})
 
 
+def table(lines: list[dict]) -> str:
+    """The markdown table of the summary lines (main arms first, then the beta sweep)."""
+    def f(x, nd=3):
+        return "-" if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
+
+    head = ("| arm | beta | sampler | held-out answers | all-gates pass | accepted, not VDN | mean tiered reward | "
+            "per task pass | KL to base (nats/answer, n) | s / eval sample | s / update | s / train sample | "
+            "train wall s | smac_3m fitness of best |")
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    rows = sorted((x for x in lines if x.get("summary")), key=lambda x: (x["sweep"], x["arm"] not in MAIN_ARMS))
+    for r in rows:
+        per = ", ".join(f"{t} {v['passed']}/{v['n']}" for t, v in r["per_task"].items())
+        not_vdn = sum(v.get("passed_not_vdn", 0) for v in r["per_task"].values())
+        out.append(f"| {r['arm']} | {f(r['beta'])} | {r['sampler']} | {r['n']} | {r['passed']}/{r['n']} ({r['pass_rate']:.2f}) | "
+                   f"{not_vdn} | {r['mean_reward']:.3f} | {per} | {f(r['kl_to_base'])} ({r['kl_samples']}) | "
+                   f"{r['s_per_eval_sample']:.1f} | {f(r['train_update_s'], 1)} | {f(r['train_sample_s'], 1)} | "
+                   f"{f(r['train_wall_s'], 0)} | {f(r['fitness'])} |")
+    return "\n".join(out) + "\n"
+
+
 def figure(lines: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -313,6 +333,7 @@ def main() -> None:
         eval_phase(args, emit)
         if args.out:
             figure(lines, args.out / "figure.png")
+            (args.out / "table.md").write_text(table(lines))
 
 
 if __name__ == "__main__":
