@@ -23,8 +23,13 @@ per update and per sample, and the short-training fitness (`tfcaf.trainer.fitnes
 accepted answer on `--fitness-task` (`--fitness-steps` env steps, same seed for every arm). One JSON line
 per measurement; `--out` writes results.jsonl and figure.png.
 
-    python benchmarks/bench_tune.py --phase train --data D.jsonl --work .tfcaf-bench/work
-    python benchmarks/bench_tune.py --phase eval --data D.jsonl --work .tfcaf-bench/work --out benchmarks/results/tune_cpu
+    python benchmarks/bench_tune.py --phase train --data D.jsonl --work W
+    python benchmarks/bench_tune.py --phase eval --data D.jsonl --work W --eval-tasks smac_3m --tag a --out R &
+    python benchmarks/bench_tune.py --phase eval --data D.jsonl --work W --eval-tasks matrix_penalty \
+        --arms base rft tbrm cory --tag b --out R; wait
+    python benchmarks/bench_tune.py --phase report --data D.jsonl --work W --out R
+
+(the commands that made the committed results are in benchmarks/results/tune_cpu/README.md)
 """
 
 from __future__ import annotations
@@ -213,7 +218,7 @@ def eval_phase(args: argparse.Namespace, emit) -> None:
                                   "passed_not_vdn": sum(s.passed and ((s.info.get("soft") or {}).get("vdn_distance") or 0) > 1e-3
                                                         for s in mine)}
             tr = trained.get(arm, {})
-            emit({"arm": arm, "summary": True, "sweep": sweep, "beta": specs[arm].get("beta"), "sampler": sampler_name,
+            emit({"arm": arm, "task_summary": True, "sweep": sweep, "beta": specs[arm].get("beta"), "sampler": sampler_name,
                   "n": len(results), "passed": sum(s.passed for _, s in results),
                   "pass_rate": sum(s.passed for _, s in results) / max(1, len(results)),
                   "mean_reward": sum(s.reward for _, s in results) / max(1, len(results)), "per_task": per_task,
@@ -223,6 +228,33 @@ def eval_phase(args: argparse.Namespace, emit) -> None:
                   "train_online_samples": tr.get("online_samples"), "train_online_mean_reward": tr.get("online_mean_reward"),
                   "train_wall_s": tr.get("wall_s"),
                   "fitness": fitness if fitness is not None else ("no candidate passed" if not sweep else None)})
+
+
+def merge(lines: list[dict]) -> list[dict]:
+    """One summary per arm from the per-process `task_summary` lines (eval processes may split the tasks)."""
+    out = []
+    by_arm: dict[str, list[dict]] = {}
+    for x in lines:
+        if x.get("task_summary"):
+            by_arm.setdefault(x["arm"], []).append(x)
+    for arm, parts in by_arm.items():
+        n = sum(p["n"] for p in parts)
+        kn = sum(p["kl_samples"] for p in parts)
+        fit = [p["fitness"] for p in parts if isinstance(p.get("fitness"), float)]
+        nopass = [p for p in parts if p.get("fitness") == "no candidate passed"]
+        first = parts[0]
+        out.append({**{k: first.get(k) for k in ("arm", "sweep", "beta", "sampler", "train_update_s", "train_sample_s",
+                                               "train_online_samples", "train_online_mean_reward", "train_wall_s")},
+                    "summary": True, "n": n, "passed": sum(p["passed"] for p in parts),
+                    "pass_rate": sum(p["passed"] for p in parts) / max(1, n),
+                    "mean_reward": sum(p["mean_reward"] * p["n"] for p in parts) / max(1, n),
+                    "per_task": {t: v for p in parts for t, v in p["per_task"].items()},
+                    "kl_to_base": sum((p["kl_to_base"] or 0.0) * p["kl_samples"] for p in parts) / kn if kn else
+                    (0.0 if arm == "base" else None), "kl_samples": kn,
+                    "s_per_eval_sample": sum(p["s_per_eval_sample"] * p["n"] for p in parts) / max(1, n),
+                    "eval_wall_s": sum(p["eval_wall_s"] for p in parts),
+                    "fitness": fit[0] if fit else ("no candidate passed" if nopass else None)})
+    return out
 
 
 def table(lines: list[dict]) -> str:
@@ -271,7 +303,9 @@ def figure(lines: list[dict], path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--phase", choices=("train", "eval", "all"), default="all")
+    ap.add_argument("--phase", choices=("train", "eval", "report", "all"), default="all",
+                    help="report merges the eval_*.jsonl files in --out (eval processes may split --eval-tasks)")
+    ap.add_argument("--tag", default="all", help="name of this eval process's eval_TAG.jsonl in --out")
     ap.add_argument("--base", default="smollm2")
     ap.add_argument("--data", type=Path, required=True, help="a `tfcaf dataset build --as-code` file")
     ap.add_argument("--work", type=Path, default=Path(".tfcaf-bench/work"), help="tuned generators + training rows")
@@ -326,14 +360,27 @@ def main() -> None:
         results = None
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
-            results = args.out / "results.jsonl"
-            results.write_text((args.work / "train.jsonl").read_text() if (args.work / "train.jsonl").is_file() else "")
+            results = args.out / f"eval_{args.tag}.jsonl"
+            results.write_text("")
         emit = emitter(results)
         emit({"phase": "eval", "config": cfg})
         eval_phase(args, emit)
-        if args.out:
-            figure(lines, args.out / "figure.png")
-            (args.out / "table.md").write_text(table(lines))
+    if args.out and args.phase in ("report", "all"):
+        report(args)
+
+
+def report(args: argparse.Namespace) -> None:
+    """results.jsonl (training lines, every eval process's lines, one merged summary per arm), table.md, figure.png."""
+    train = (args.work / "train.jsonl").read_text() if (args.work / "train.jsonl").is_file() else ""
+    evals = "".join(p.read_text() for p in sorted(args.out.glob("eval_*.jsonl")))
+    lines = [json.loads(x) for x in (train + evals).splitlines() if x.strip()]
+    merged = merge(lines)
+    for m in merged:
+        print(json.dumps({"bench": "tune", **m}, default=str), flush=True)
+    (args.out / "results.jsonl").write_text(train + evals + "".join(json.dumps({"bench": "tune", **m}, default=str) + "\n"
+                                                                    for m in merged))
+    figure(merged, args.out / "figure.png")
+    (args.out / "table.md").write_text(table(merged))
 
 
 if __name__ == "__main__":
