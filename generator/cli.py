@@ -98,6 +98,7 @@ def register(app: typer.Typer) -> None:
         store: Optional[str] = typer.Option(None, "--store", help=_h("store")),
         generator: Optional[str] = typer.Option(None, "--generator", help=_h("generator")),
         device: Optional[str] = typer.Option(None, "--device", help=_h("device")),
+        context: Optional[int] = typer.Option(None, "--context", help=_h("context")),
         config_file: Optional[Path] = typer.Option(None, "--config", help="TOML config file with a [generate] table (default ./tfcaf.toml when present)."),
         resume: Optional[str] = typer.Option(None, "--resume", help="Continue a killed run (its id or directory) with its stored config; nothing is asked or vetted twice."),
         show_config: bool = typer.Option(False, "--show-config", help="Print every setting and where it came from (flag, env, config file, default), then exit."),
@@ -120,7 +121,8 @@ def register(app: typer.Typer) -> None:
                      k=k, rounds=rounds, repairs=repairs, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
                      seed=seed, judge=judge, goals=goals, fitness_steps=fitness_steps, timeout_s=timeout_s, max_retries=max_retries,
                      threads=threads, time_budget_s=time_budget_s, cache=cache, price_prompt=price_prompt,
-                     price_completion=price_completion, store=store, generator=generator, device=device)
+                     price_completion=price_completion, store=store, generator=generator, device=device,
+                     context=context)
         if resume:
             given = [name for name, value in flags.items() if value is not None and name != "store"]
             if given:

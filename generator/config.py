@@ -103,9 +103,11 @@ class GenerateConfig:
     store: str | None = None
     """Store directory (default $TFCAF_STORE or ./.tfcaf)."""
     generator: str | None = None
-    """A tuned generator from `tfcaf tune` (see `tfcaf generators`): served offline through the transformers backend."""
+    """A tuned generator from `tfcaf tune` (see `tfcaf generators`), served offline: through llama.cpp (its base GGUF + LoRA adapter.gguf) when tuned on a GGUF base, else (or with --backend transformers) through the transformers backend."""
     device: str = "cpu"
-    """torch device of the transformers backend and tuned generators: cpu, cuda, cuda:1."""
+    """Device: the torch device of the transformers backend (cpu, cuda, cuda:1); for the local backend cuda[:N] offloads every layer to that GPU (needs a CUDA build of llama.cpp)."""
+    context: int = 8192
+    """Context window in tokens of the local backend (llama.cpp), shared by its two slots (coder and judge)."""
     send_api_key: bool = True
     """Derived, never set by a file or the environment: false when base_url or api_key_env came from a tfcaf.toml auto-loaded from the working directory (and the URL is not in trusted_base_urls of the user's own ~/.config/tfcaf/config.toml); the API key is then not sent."""
 
@@ -113,14 +115,19 @@ class GenerateConfig:
     def resolved_mode(self) -> str:
         if self.mode:
             return self.mode
+        if self.generator:  # tuned generators are tuned for code mode by default (`tfcaf tune --mode`)
+            return "code"
         from tfcaf.generator.backends import get_backend_spec
 
         return get_backend_spec(self.resolved_backend).default_mode
 
     @property
     def resolved_backend(self) -> str:
-        """The backend that serves: a tuned --generator is served by the transformers backend."""
-        return "transformers" if self.generator else self.backend
+        """The backend asked for. A tuned --generator is served by llama.cpp ('local') unless --backend
+        transformers is given or llama.cpp cannot serve it (see session.backend_settings)."""
+        if self.generator:
+            return "transformers" if self.backend == "transformers" else "local"
+        return self.backend
 
     @property
     def resolved_max_tokens(self) -> int:
@@ -172,12 +179,28 @@ class GenerateConfig:
         self.resolved_goals(None)
         if self.generator is not None and self.backend not in ("local", "transformers"):
             raise UsageError("--generator serves a tuned local model: drop --backend (or use --backend transformers).")
+        check_device_name(self.device)
+        if isinstance(self.context, bool) or not isinstance(self.context, int) or not MIN_CONTEXT <= self.context <= MAX_CONTEXT:
+            raise UsageError(f"--context must be an integer between {MIN_CONTEXT} and {MAX_CONTEXT} tokens, got {self.context!r}.")
         if self.timeout_s <= 0 or self.time_budget_s < 0 or self.fitness_steps < 0:
             raise UsageError("--timeout-s must be positive; --time-budget-s and --fitness-steps non-negative.")
         return self
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+MIN_CONTEXT, MAX_CONTEXT = 512, 1 << 20
+"""Bounds of --context (tokens)."""
+
+
+def check_device_name(device: str) -> None:
+    """UsageError unless `device` reads cpu, cuda, cuda:N or mps (whether that device exists is the
+    backend's check, when it loads the model)."""
+    import re
+
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|mps|cuda(:[0-9]{1,3})?", device):
+        raise UsageError(f"--device must be cpu, cuda, cuda:N or mps, got {device!r}.")
 
 
 @lru_cache(maxsize=1)
@@ -197,7 +220,7 @@ def _convert(name: str, value: Any, origin: str) -> Any:
     """Coerce a file/env value to the field's type; UsageError naming the origin on failure."""
     default = {f.name: f.default for f in fields(GenerateConfig)}[name]
     kind = type(default) if default is not None else str
-    if name in ("k", "rounds", "repairs", "seed", "fitness_steps", "max_retries", "threads", "max_tokens"):
+    if name in ("k", "rounds", "repairs", "seed", "fitness_steps", "max_retries", "threads", "max_tokens", "context"):
         kind = int
     try:
         if value is None:

@@ -29,14 +29,16 @@ FITNESS_HOOK = "tfcaf.trainer.fitness:short_training_fitness"
 
 def backend_settings(config: GenerateConfig, store: Path | None = None) -> BackendSettings:
     model = config.model
-    if config.generator:  # a tuned generator: its folder, served by the transformers backend
-        from tfcaf.generator.tuning.serve import generator_path
+    name = config.resolved_backend
+    if config.generator:  # a tuned generator: its folder, served by llama.cpp when it can, else transformers
+        from tfcaf.generator.tuning.serve import generator_path, serving_backend
 
-        model = str(generator_path(store if store is not None else store_dir(config.store), config.generator))
-    return BackendSettings(name=config.resolved_backend, model=model, base_url=config.base_url,
+        folder = generator_path(store if store is not None else store_dir(config.store), config.generator)
+        model, name = str(folder), serving_backend(folder, config.resolved_backend)
+    return BackendSettings(name=name, model=model, base_url=config.base_url,
                            api_key_env=config.api_key_env, send_api_key=config.send_api_key, timeout_s=config.timeout_s,
                            max_retries=config.max_retries, threads=config.threads, device=config.device,
-                           sha256_cache=str(store / "cache") if store is not None else None)
+                           context=config.context, sha256_cache=str(store / "cache") if store is not None else None)
 
 
 @contextlib.contextmanager
@@ -103,7 +105,7 @@ def _create_run(config: GenerateConfig, sources: dict[str, str] | None, store: P
     rundir.write_json("card.json", card_to_json(card))
     rundir.write_json("versions.json", versions())
     rundir.write_json("model.json", model or {})
-    rundir.append({"type": "run_started", "task": card.name, "backend": config.resolved_backend,
+    rundir.append({"type": "run_started", "task": card.name, "backend": (model or {}).get("backend", config.resolved_backend),
                    "generator": config.generator, "mode": config.resolved_mode,
                    "model_identity": model or {}, "goal": config.resolved_goals(card)})
     return rundir
@@ -156,7 +158,8 @@ def generate(config: GenerateConfig | None, sources: dict[str, str] | None = Non
         if own_backend and backend is not None:
             backend.close()
     summary: dict[str, Any] = {
-        "run_id": rundir.run_id, "run_dir": str(rundir.path), "task": card.name, "backend": config.resolved_backend,
+        "run_id": rundir.run_id, "run_dir": str(rundir.path), "task": card.name,
+        "backend": getattr(backend, "name", config.resolved_backend),
         "generator": config.generator,
         "model": backend.model, "mode": config.resolved_mode, "candidates": len(result.candidates),
         "accepted": result.accepted, "selected": result.selected,

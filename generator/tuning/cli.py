@@ -86,12 +86,18 @@ def register(app: typer.Typer) -> None:
                     print(f"{key}: pass rate {e['pass_rate']:.3f}, mean reward {e['mean_reward']:.3f} over {e['n']} samples")
             print(f"use it: tfcaf generate --task TASK --generator {summary['name']}")
 
-    @app.command()
+    group = typer.Typer(help="List the tuned generators with their manifests; `export NAME` writes a generator's "
+                             "llama.cpp adapter.gguf.", no_args_is_help=False)
+
+    @group.callback(invoke_without_command=True)
     def generators(
+        ctx: typer.Context,
         store: Optional[str] = typer.Option(None, "--store", help="Store directory (default $TFCAF_STORE or ./.tfcaf)."),
         as_json: bool = typer.Option(False, "--json", help="Print the manifests as JSON."),
     ) -> None:
         """List the tuned generators with their manifests."""
+        if ctx.invoked_subcommand is not None:
+            return
         from tfcaf.generator.tuning.serve import list_generators
         from tfcaf.store import store_dir
 
@@ -118,6 +124,29 @@ def register(app: typer.Typer) -> None:
                      f"{after.get('pass_rate', 0):.2f} / {after.get('mean_reward', 0):.2f}" if after else "-"]
             table.add_row(*[Text(str(c)) for c in cells])  # store files are untrusted: never markup
         Console().print(table)
+
+    @group.command("export")
+    def export_cmd(
+        name: str = typer.Argument(..., help="The tuned generator's name (see `tfcaf generators`)."),
+        store: Optional[str] = typer.Option(None, "--store", help="Store directory (default $TFCAF_STORE or ./.tfcaf)."),
+        force: bool = typer.Option(False, "--force", help="Write adapter.gguf again even when the manifest records one."),
+        as_json: bool = typer.Option(False, "--json", help="Print the adapter.gguf record as JSON."),
+    ) -> None:
+        """Write the generator's LoRA adapter as a llama.cpp LoRA GGUF (adapter.gguf, sha256 in the manifest),
+        for folders tuned before `tfcaf tune` wrote it. Needs a LoRA generator tuned on a GGUF base (smollm2)."""
+        from tfcaf.display import inert
+        from tfcaf.generator.tuning.export import export_generator
+        from tfcaf.generator.tuning.serve import generator_path
+        from tfcaf.store import store_dir
+
+        record = export_generator(generator_path(store_dir(store), name), force=force)
+        if as_json:
+            print(json.dumps(record, default=str))
+            return
+        print(inert(f"{name}: {record['file']} ({record['tensors']} tensors, rank {record['rank']}, alpha {record['alpha']:g}, "
+                    f"sha256 {record['sha256'][:12]}...)"))
+
+    app.add_typer(group, name="generators")
 
 
 def _with_progress(run_tune: Any, config: Any) -> dict[str, Any]:

@@ -18,6 +18,8 @@ class Scored:
     """The tiered reward in [0, 1] (tfcaf.evaluator.reward.tiered_reward(...).total)."""
     passed: bool
     """True when the answer passed every gate (the vetter accepted it)."""
+    verdict: "dict[str, Any] | None" = field(default=None, kw_only=True, repr=False)
+    """The full verdict JSON (the real reward; None for toy rewards): online samples become store runs with it."""
     info: dict[str, Any] = field(default_factory=dict)
     """{'status', 'stage', 'reasons', 'tier', 'vector'} for the log and the observer's prompt; the real reward
     adds 'graph' (the vetted JSON graph) for an accepted answer, e.g. for its short-training fitness, and 'soft'
@@ -63,14 +65,16 @@ def vetted_reward(mode: str = "code", threads: int = 1) -> Iterator[RewardFn]:
                 try:
                     text = render_spec(parse_spec(text, card), card)
                 except SpecError as err:
-                    return Scored(0.0, False, {"status": "text", "stage": "text", "reasons": [f"spec: {err}"], "tier": -1})
+                    return Scored(0.0, False, {"status": "text", "stage": "text", "reasons": [f"spec: {err}"], "tier": -1},
+                                  verdict={"verdict": "rejected", "status": "text", "stage": "text", "reasons": [f"spec: {err}"],
+                                           "counterexample": None, "metrics": {}, "source": None, "graph": None})
             verdict = vet(text, card)
             data = verdict.to_json() if hasattr(verdict, "to_json") else dict(verdict)
             try:
                 r = tiered_reward(data, card)
             except NoReward:
                 return None
-            return Scored(float(r.total), data.get("verdict") == "accepted",
+            return Scored(float(r.total), data.get("verdict") == "accepted", verdict=data, info=
                           {"status": data.get("status"), "stage": data.get("stage"),
                            "reasons": [str(x) for x in (data.get("reasons") or [])][:3], "tier": r.tier,
                            "vector": dict(r.vector),

@@ -5,9 +5,11 @@
     summary["out_dir"], summary["eval_before"], summary["eval_after"]
 
 `<store>/generators/NAME/` holds `adapter/` (peft LoRA adapter; `model/` for full fine-tuning),
-`manifest.json` (base model hash, data hash, method, config, seed, versions), `metrics.jsonl`, `tb/`
+`manifest.json` (base model hash, data hash, method, config, seed, versions), `adapter.gguf` (the same
+adapter for llama.cpp, when the base came from a GGUF; its sha256 in the manifest), `metrics.jsonl`, `tb/`
 (TensorBoard), `samples.jsonl` (every online sample, in the `tfcaf dataset` row schema, so it is
-data for the next run) and, for TBRM, `ref_logprobs.jsonl` (the reference log-probs, precomputed once).
+data for the next run; also written as a run per task under `<store>/runs/`, see `runlog.py`) and, for
+TBRM, `ref_logprobs.jsonl` (the reference log-probs, precomputed once).
 """
 
 from __future__ import annotations
@@ -176,14 +178,16 @@ def observer_messages(task_messages: list[dict[str, str]], pioneer_answer: str, 
 
 
 class SampleLog:
-    """samples.jsonl: every online sample as a `tfcaf dataset` row (source 'tune')."""
+    """samples.jsonl: every online sample as a `tfcaf dataset` row (source 'tune'); with `runs`, also a run
+    per task in the store's run log (`runlog.TuneRunLog`), so `tfcaf dataset build` makes them rows."""
 
-    def __init__(self, path: Path, name: str, base_identity: dict[str, Any], mode: str) -> None:
+    def __init__(self, path: Path, name: str, base_identity: dict[str, Any], mode: str, runs: Any = None) -> None:
         self.path, self.name, self.base, self.mode = path, name, base_identity, mode
         self.rows: list[Row] = []
+        self.runs = runs
 
     def add(self, task: str, messages: list[dict[str, str]], text: str, scored: Scored, step: int, role: str,
-            sampling: dict[str, Any]) -> Row:
+            sampling: dict[str, Any], tokens: tuple[int, int] = (0, 0), latency_s: float = 0.0) -> Row:
         rid = f"tune-{self.name}-{step}-{role}-{len(self.rows)}"
         extra = {"source": "tune", "generator": {"backend": "tune", "model": self.name, "model_sha256": None,
                                                  "base_sha256": self.base.get("sha256"), "role": role, "sampling": sampling},
@@ -195,6 +199,10 @@ class SampleLog:
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row.to_json()) + "\n")
         self.rows.append(row)
+        if self.runs is not None:
+            render = {"fn": "generate", "args": {"mode": self.mode}} if role != "observer" else None
+            self.runs.add(task, messages, text, scored, step, role, sampling, tokens=tokens, latency_s=latency_s,
+                          render=render)
         return row
 
 
@@ -265,7 +273,8 @@ class Trainer:
             if scored is None:
                 continue
             row = self.samples.add(task, messages, text, scored, step, role,
-                                   {"temperature": c.temperature, "max_tokens": c.max_new_tokens})
+                                   {"temperature": c.temperature, "max_tokens": c.max_new_tokens},
+                                   tokens=(len(prompt), len(ids)), latency_s=self.sample_s[-1])
             self._pairs[row.id] = (prompt, ids if ids and ids[-1] == self.policy.eos_id else ids)
             out.append((row, scored, ids))
         return out
@@ -489,6 +498,11 @@ def _write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
 
 
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Replace a generator folder's manifest.json atomically."""
+    _write_json(Path(folder) / "manifest.json", manifest)
+
+
 def tune(config: TuneConfig, reward_fn: RewardFn | None = None, base: Any = None,
          progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """Train a generator by `config.method`; writes <store>/generators/NAME/ and returns the summary.
@@ -542,7 +556,12 @@ def tune(config: TuneConfig, reward_fn: RewardFn | None = None, base: Any = None
     }
     _write_json(out / "manifest.json", manifest)
     metrics = Metrics(out)
-    samples = SampleLog(out / "samples.jsonl", config.name, base.identity, config.mode)
+    runs = None
+    if config.online:
+        from tfcaf.generator.tuning.runlog import TuneRunLog
+
+        runs = TuneRunLog(store_dir(config.store), config.name, config.to_json(), base.identity, config.mode)
+    samples = SampleLog(out / "samples.jsonl", config.name, base.identity, config.mode, runs)
     cls = CoryTrainer if config.method == "cory" else Trainer
     own_reward = None
     if config.online and reward_fn is None or (config.eval_samples and reward_fn is None):
@@ -570,28 +589,50 @@ def tune(config: TuneConfig, reward_fn: RewardFn | None = None, base: Any = None
                              config.temperature, seed=config.seed + 1,
                               stop_at_fence=config.stop_at_fence)
         save_policy(policy, out, config.method)
+        served = export_for_llamacpp(policy, base.identity, out)
     except BaseException:
         manifest["status"] = "failed"
         _write_json(out / "manifest.json", manifest)
         raise
     finally:
         metrics.close()
+        if runs is not None:
+            run_dirs = runs.close(manifest["status"] if manifest["status"] != "running" else "finished")
         if own_reward is not None:
             own_reward.__exit__(None, None, None)
     sample_rewards = [r.reward for r in samples.rows]
     manifest.update(status="finished", finished_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                    online_samples=len(samples.rows), online_data_sha256=rows_sha256(samples.rows) if samples.rows else None,
+                    online_samples=len(samples.rows), online_runs=[Path(p).name for p in run_dirs] if runs else [],
+                    online_data_sha256=rows_sha256(samples.rows) if samples.rows else None,
                     train_s=round(train_s, 3),
                     update_s_mean=round(sum(trainer.update_s) / max(1, len(trainer.update_s)), 4),
                     sample_s_mean=round(sum(trainer.sample_s) / max(1, len(trainer.sample_s)), 4) if trainer.sample_s else None,
                     eval_before=before, eval_after=after,
-                    swaps=getattr(trainer, "swaps", None))
+                    swaps=getattr(trainer, "swaps", None), **served)
     _write_json(out / "manifest.json", manifest)
     return {"name": config.name, "out_dir": str(out), "method": config.method, "steps": config.steps,
-            "online_samples": len(samples.rows),
+            "online_samples": len(samples.rows), "online_runs": manifest["online_runs"],
             "online_mean_reward": sum(sample_rewards) / len(sample_rewards) if sample_rewards else None,
             "eval_before": before, "eval_after": after, "train_s": round(train_s, 3),
             "update_s_mean": manifest["update_s_mean"], "sample_s_mean": manifest["sample_s_mean"]}
+
+
+def export_for_llamacpp(policy: Any, identity: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Manifest entries of the served adapter: its safetensors sha256 and, when the base came from a GGUF,
+    `gguf_adapter` (adapter.gguf for llama.cpp, see `export.export_lora_gguf`)."""
+    from tfcaf.generator.tuning.export import ADAPTER_GGUF, base_gguf_path, export_lora_gguf
+    from tfcaf.generator.tuning.model import sha256_file
+
+    if not policy.lora:
+        return {}
+    weights = out / "adapter" / "adapter_model.safetensors"
+    entries: dict[str, Any] = {"adapter_sha256": sha256_file(weights) if weights.is_file() else None}
+    base = base_gguf_path(identity)
+    if base is not None and weights.is_file():
+        record = export_lora_gguf(out / "adapter", base, out / ADAPTER_GGUF)
+        record["adapter_sha256"] = entries["adapter_sha256"]
+        entries["gguf_adapter"] = record
+    return entries
 
 
 def save_policy(policy: Any, out: Path, method: str) -> None:
