@@ -178,7 +178,7 @@ def eval_phase(args: argparse.Namespace, emit) -> None:
             n = args.sweep_eval_samples if sweep else args.eval_samples
             t0 = time.perf_counter()
             sample, close, sampler_name = _sampler(args, folder)
-            results, sample_s, kl_answers, best = [], [], [], None
+            results, sample_s, kl_answers, best, not_vdn = [], [], [], None, []
             try:
                 for task in tasks:
                     msgs = _task_messages(task, "code")
@@ -192,13 +192,16 @@ def eval_phase(args: argparse.Namespace, emit) -> None:
                             emit({"arm": arm, "task": task, "sample": i, "infrastructure": True})
                             continue
                         results.append((task, scored))
+                        not_vdn.append(bool(scored.passed and (((scored.verdict or {}).get("metrics") or {}).get("vdn_distance") or 0) > 1e-3))
                         if sum(1 for m, _ in kl_answers if m is msgs) < args.kl_samples:
                             kl_answers.append((msgs, text))
-                        graph = scored.info.get("graph")
+                        verdict = scored.verdict or {}
+                        soft = {k: (verdict.get("metrics") or {}).get(k) for k in ("vdn_distance", "state_dependence")}
+                        graph = verdict.get("graph") if scored.passed else None
                         if task == args.fitness_task and graph and (best is None or scored.reward > best[0]):
                             best = (scored.reward, graph, i)
                         emit({"arm": arm, "task": task, "sample": i, "reward": scored.reward, "passed": scored.passed,
-                              "status": scored.info.get("status"), **(scored.info.get("soft") or {}), "chars": len(raw), "cut_chars": len(text),
+                              "status": scored.info.get("status"), **soft, "chars": len(raw), "cut_chars": len(text),
                               "sample_s": round(sample_s[-1], 2)})
             finally:
                 close()
@@ -215,8 +218,7 @@ def eval_phase(args: argparse.Namespace, emit) -> None:
                 mine = [s for t, s in results if t == task]
                 per_task[task] = {"n": len(mine), "passed": sum(s.passed for s in mine),
                                   "mean_reward": sum(s.reward for s in mine) / max(1, len(mine)),
-                                  "passed_not_vdn": sum(s.passed and ((s.info.get("soft") or {}).get("vdn_distance") or 0) > 1e-3
-                                                        for s in mine)}
+                                  "passed_not_vdn": sum(v for (t, _), v in zip(results, not_vdn) if t == task)}
             tr = trained.get(arm, {})
             emit({"arm": arm, "task_summary": True, "sweep": sweep, "beta": specs[arm].get("beta"), "sampler": sampler_name,
                   "n": len(results), "passed": sum(s.passed for _, s in results),

@@ -21,9 +21,7 @@ class Scored:
     verdict: "dict[str, Any] | None" = field(default=None, kw_only=True, repr=False)
     """The full verdict JSON (the real reward; None for toy rewards): online samples become store runs with it."""
     info: dict[str, Any] = field(default_factory=dict)
-    """{'status', 'stage', 'reasons', 'tier', 'vector'} for the log and the observer's prompt; the real reward
-    adds 'graph' (the vetted JSON graph) for an accepted answer, e.g. for its short-training fitness, and 'soft'
-    (the verdict's vdn_distance and state_dependence metrics, None when not measured)."""
+    """{'status', 'stage', 'reasons', 'tier', 'vector'} for the log and the observer's prompt."""
 
 
 RewardFn = Callable[[str, str, list[int]], "Scored | None"]
@@ -77,8 +75,6 @@ def vetted_reward(mode: str = "code", threads: int = 1) -> Iterator[RewardFn]:
             return Scored(float(r.total), data.get("verdict") == "accepted", verdict=data, info=
                           {"status": data.get("status"), "stage": data.get("stage"),
                            "reasons": [str(x) for x in (data.get("reasons") or [])][:3], "tier": r.tier,
-                           "vector": dict(r.vector),
-                           "graph": data.get("graph") if data.get("verdict") == "accepted" else None,
-                           "soft": {k: (data.get("metrics") or {}).get(k) for k in ("vdn_distance", "state_dependence")}})
+                           "vector": dict(r.vector)})
 
         yield score
