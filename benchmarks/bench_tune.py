@@ -233,29 +233,50 @@ def eval_phase(args: argparse.Namespace, emit) -> None:
 
 
 def merge(lines: list[dict]) -> list[dict]:
-    """One summary per arm from the per-process `task_summary` lines (eval processes may split the tasks)."""
-    out = []
-    by_arm: dict[str, list[dict]] = {}
+    """One summary per arm, computed from the per-sample lines of every eval process (so an eval process
+    stopped early still counts the answers it scored); KL and fitness come from the processes' `task_summary`
+    lines (None when the process did not get that far), training numbers from the training lines."""
+    trained = {x["arm"]: x for x in lines if x.get("phase") == "train" and x.get("arm")}
+    samples: dict[str, list[dict]] = {}
+    parts: dict[str, list[dict]] = {}
     for x in lines:
         if x.get("task_summary"):
-            by_arm.setdefault(x["arm"], []).append(x)
-    for arm, parts in by_arm.items():
-        n = sum(p["n"] for p in parts)
-        kn = sum(p["kl_samples"] for p in parts)
-        fit = [p["fitness"] for p in parts if isinstance(p.get("fitness"), float)]
-        nopass = [p for p in parts if p.get("fitness") == "no candidate passed"]
-        first = parts[0]
-        out.append({**{k: first.get(k) for k in ("arm", "sweep", "beta", "sampler", "train_update_s", "train_sample_s",
-                                               "train_online_samples", "train_online_mean_reward", "train_wall_s")},
-                    "summary": True, "n": n, "passed": sum(p["passed"] for p in parts),
-                    "pass_rate": sum(p["passed"] for p in parts) / max(1, n),
-                    "mean_reward": sum(p["mean_reward"] * p["n"] for p in parts) / max(1, n),
-                    "per_task": {t: v for p in parts for t, v in p["per_task"].items()},
-                    "kl_to_base": sum((p["kl_to_base"] or 0.0) * p["kl_samples"] for p in parts) / kn if kn else
-                    (0.0 if arm == "base" else None), "kl_samples": kn,
-                    "s_per_eval_sample": sum(p["s_per_eval_sample"] * p["n"] for p in parts) / max(1, n),
-                    "eval_wall_s": sum(p["eval_wall_s"] for p in parts),
-                    "fitness": fit[0] if fit else ("no candidate passed" if nopass else None)})
+            parts.setdefault(x["arm"], []).append(x)
+        elif "sample" in x and "reward" in x and x.get("arm"):
+            samples.setdefault(x["arm"], []).append(x)
+    out = []
+    for arm, mine in samples.items():
+        done = parts.get(arm, [])
+        n = len(mine)
+        kn = sum(p["kl_samples"] for p in done)
+        fit = [p["fitness"] for p in done if isinstance(p.get("fitness"), float)]
+        per_task: dict[str, dict] = {}
+        for x in mine:
+            v = per_task.setdefault(x["task"], {"n": 0, "passed": 0, "reward_sum": 0.0, "passed_not_vdn": 0})
+            v["n"] += 1
+            v["passed"] += bool(x["passed"])
+            v["reward_sum"] += x["reward"]
+            v["passed_not_vdn"] += bool(x["passed"] and (x.get("vdn_distance") or 0) > 1e-3)
+        for v in per_task.values():
+            v["mean_reward"] = v.pop("reward_sum") / v["n"]
+        tr = trained.get(arm, {})
+        sweep = bool(done[0]["sweep"]) if done else arm.startswith("tbrm_b")
+        fitness = fit[0] if fit else ("no candidate passed" if any(p.get("fitness") == "no candidate passed" for p in done)
+                                      else None)
+        out.append({"arm": arm, "summary": True, "sweep": sweep,
+                    "beta": done[0]["beta"] if done else ((tr.get("config") or {}).get("beta")
+                                                          if (tr.get("config") or {}).get("method") == "tbrm" else None),
+                    "sampler": done[0]["sampler"] if done else "llamacpp",
+                    "complete": len(done) == len({x["task"] for x in mine}),
+                    "n": n, "passed": sum(bool(x["passed"]) for x in mine),
+                    "pass_rate": sum(bool(x["passed"]) for x in mine) / max(1, n),
+                    "mean_reward": sum(x["reward"] for x in mine) / max(1, n), "per_task": per_task,
+                    "kl_to_base": 0.0 if arm == "base" else (sum((p["kl_to_base"] or 0.0) * p["kl_samples"] for p in done) / kn
+                                                             if kn else None),
+                    "kl_samples": kn, "s_per_eval_sample": sum(x["sample_s"] for x in mine) / max(1, n),
+                    "train_update_s": tr.get("update_s_mean"), "train_sample_s": tr.get("sample_s_mean"),
+                    "train_online_samples": tr.get("online_samples"), "train_online_mean_reward": tr.get("online_mean_reward"),
+                    "train_wall_s": tr.get("wall_s"), "fitness": fitness})
     return out
 
 
