@@ -21,13 +21,14 @@ def register(app: typer.Typer) -> None:
         store: Optional[str] = typer.Option(None, "--store", help="Store directory (default $TFCAF_STORE or ./.tfcaf)."),
         runs: Optional[List[str]] = typer.Option(None, "--runs", help="Only these runs (id, <task>/<id> or directory); repeatable. Default: every run in the store."),
         no_her: bool = typer.Option(False, "--no-her", help="Do not add hindsight-relabelled rows."),
+        as_code: bool = typer.Option(False, "--as-code", help="Add a code-mode row per spec-mode candidate with a vetted rendered source: the code-mode prompt, the vetted source as the answer, the reward from its verdict (relabeled, relabeled_from the spec row)."),
         as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
     ) -> None:
         """Build a dataset from the store's generate runs (rewards and goals recomputed from the verdicts)."""
         from tfcaf.evaluator.dataset import build
         from tfcaf.store import store_dir
 
-        report = build(store_dir(store), out, runs=runs or None, her=not no_her)
+        report = build(store_dir(store), out, runs=runs or None, her=not no_her, as_code=as_code)
         if as_json:
             print(json.dumps(report))
         else:

@@ -23,6 +23,17 @@ those goals (verified first: re-rendering with the original goals must reproduce
 messages exactly, else no relabelled row), the response unchanged and the reward recomputed for the
 new goals. A relabelled row never names a goal whose check failed.
 
+Code-mode rows from spec-mode candidates (`as_code=True`, `tfcaf dataset build --as-code`): a spec-mode
+answer is rendered by a template into `QLLMNetwork` source, and that source is what the vetter judged.
+So each spec-mode candidate with a rendered source gets one more row in mode `code`: `messages` are the
+code-mode request the loop sends for that task with the same goals (`prompting.generate_messages(card,
+"code", goals)`), `response` is the vetted source in a python fence, the reward and achieved goals are
+recomputed from that candidate's verdict (the measures without the spec's own numbers, which a code
+answer does not have), `relabeled: true`, `relabeled_from` the spec row's id, id `<spec id>+code`,
+`logprobs: null` (the recorded log-probs are the spec answer's). Identical sources of one task give one
+code row (the first), counted as `as_code_skipped_duplicate_source`; a spec answer that did not parse
+has no source and no code row.
+
 Everything read from the store is untrusted data: malformed files or events skip that candidate and
 are counted in the build report, never crash the build.
 """
@@ -104,10 +115,11 @@ def _logprobs(data: Any) -> list[dict[str, Any]] | None:
 class Builder:
     """Builds dataset rows from runs; `report` counts what was kept and skipped (and why)."""
 
-    def __init__(self, store: Path, her: bool = True) -> None:
-        self.store, self.her = Path(store), her
+    def __init__(self, store: Path, her: bool = True, as_code: bool = False) -> None:
+        self.store, self.her, self.as_code = Path(store), her, as_code
         self.report: Counter[str] = Counter()
         self._seen: set[str] = set()
+        self._code_seen: set[tuple[str, str]] = set()
         self._states: dict[str, Any] = {}
 
     def _real_states(self, task: str) -> Any:
@@ -157,6 +169,11 @@ class Builder:
                 if extra is not None:
                     self.report["relabeled_rows"] += 1
                     yield extra
+            if self.as_code and row["mode"] == "spec":
+                code = self._code_row(rundir, card, row, event)
+                if code is not None:
+                    self.report["as_code_rows"] += 1
+                    yield code
 
     def _exchange_for(self, rundir: Any, event: dict[str, Any], response: str | None, exchanges: dict[str, dict],
                       used: set[str]) -> dict[str, Any] | None:
@@ -257,6 +274,40 @@ class Builder:
             measures = {**measures, "fitness": fitness}
         return measures
 
+    def _code_row(self, rundir: Any, card: Any, row: dict[str, Any], event: dict[str, Any]) -> dict[str, Any] | None:
+        """The code-mode row of a spec-mode candidate: its rendered, vetted source as the answer to the
+        code-mode prompt (see the module docstring)."""
+        import hashlib
+
+        from tfcaf.generator.prompting import generate_messages
+        from tfcaf.verdict import Verdict
+
+        cid = row["source"]["candidate"]
+        source = _text(rundir.candidate_dir(cid) / "source.py")
+        raw_verdict = _json_file(rundir.candidate_dir(cid) / "verdict.json")
+        if not source or not source.strip() or not isinstance(raw_verdict, dict):
+            self.report["as_code_skipped_no_source"] += 1
+            return None
+        digest = hashlib.sha256(source.strip().encode()).hexdigest()
+        if (card.name, digest) in self._code_seen:
+            self.report["as_code_skipped_duplicate_source"] += 1
+            return None
+        verdict = Verdict.from_json(raw_verdict)
+        measures = {k: v for k, v in self._measures(event, verdict, card).items() if k != "spec"}
+        reward = reward_or_none(verdict, card, measures=measures)
+        if reward is None:
+            return None
+        self._code_seen.add((card.name, digest))
+        achieved = goals_mod.achieved(verdict, card, measures)
+        messages = [{"role": m["role"], "content": m["content"]} for m in generate_messages(card, "code", row["goal"])]
+        return {**row, "id": row["id"] + "+code", "mode": "code", "messages": messages,
+                "response": "```python\n" + source.strip() + "\n```",
+                "generator": {**row["generator"], "rendered_from_spec": True},
+                "reward": goal_reward(reward.total, row["goal"], achieved), "reward_total": reward.total,
+                "reward_vector": dict(reward.vector), "tier": reward.tier, "achieved": achieved,
+                "relabeled": True, "relabeled_from": row["id"], "logprobs": None,
+                "request_key": row["request_key"] + "+code"}
+
     def _relabel(self, row: dict[str, Any], card: Any, event: dict[str, Any]) -> dict[str, Any] | None:
         from tfcaf.generator.prompting import rerender
 
@@ -282,11 +333,13 @@ class Builder:
                 "relabeled_from": row["id"]}
 
 
-def build(store: Path, out: Path, runs: Iterable[str] | None = None, her: bool = True) -> dict[str, Any]:
-    """Write the dataset JSONL; returns the build report (counts)."""
+def build(store: Path, out: Path, runs: Iterable[str] | None = None, her: bool = True,
+          as_code: bool = False) -> dict[str, Any]:
+    """Write the dataset JSONL; returns the build report (counts). `as_code` adds the code-mode row of
+    every spec-mode candidate with a vetted rendered source."""
     from tfcaf.store import write_atomic
 
-    builder = Builder(store, her=her)
+    builder = Builder(store, her=her, as_code=as_code)
     lines = [json.dumps(row, sort_keys=True, ensure_ascii=False, allow_nan=False) for row in builder.rows(_runs(store, runs))]
     write_atomic(Path(out), "".join(line + "\n" for line in lines))
     return {"out": str(out), **dict(sorted(builder.report.items()))}

@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         batch: Optional[int] = typer.Option(None, "--batch", help=_h("batch") + " Default 2; sac-glam: transitions per update, default 8."),
         samples_per_step: int = typer.Option(2, "--samples-per-step", help=_h("samples_per_step")),
         max_new_tokens: int = typer.Option(256, "--max-new-tokens", help=_h("max_new_tokens")),
+        stop_at_fence: bool = typer.Option(True, "--stop-at-fence/--no-stop-at-fence", help=_h("stop_at_fence")),
         temperature: float = typer.Option(1.0, "--temperature", help=_h("temperature")),
         rft_top: float = typer.Option(0.25, "--rft-top", help=_h("rft_top")),
         beta: float = typer.Option(0.01, "--beta", help=_h("beta")),
@@ -81,7 +82,7 @@ def register(app: typer.Typer) -> None:
                             steps=steps, store=store, seed=seed, mode=mode or ("spec" if sac else "code"), lora=not full,
                             lora_rank=lora_rank, lr=lr if lr is not None else (1e-3 if sac else 1e-4),
                             batch=batch if batch is not None else (8 if sac else 2), samples_per_step=samples_per_step,
-                            max_new_tokens=max_new_tokens, temperature=temperature, rft_top=rft_top, beta=beta,
+                            max_new_tokens=max_new_tokens, stop_at_fence=stop_at_fence, temperature=temperature, rft_top=rft_top, beta=beta,
                             length_norm=length_norm, kl_coef=kl_coef, swap_every=swap_every, eval_samples=eval_samples,
                             device=device, threads=threads, force=force, her=her, horizon=horizon, goals=goal_list,
                             warmup=warmup, top_layers=top_layers, glam_norm=glam_norm, alpha_lr=alpha_lr).check()

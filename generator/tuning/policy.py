@@ -3,7 +3,8 @@
     policy = Policy.build(load_base("tiny"), lora=True)
     lp, mask, first = policy.score([(prompt_ids, response_ids)])   # [B, T], [B, T], [B, V]
     ref = policy.ref_logprobs([(prompt_ids, response_ids)])         # [B, T], adapters off, no grad
-    samples = policy.sample(prompt_ids, n=4, max_new_tokens=64, temperature=1.0, seed=0)
+    samples = policy.sample(prompt_ids, n=4, max_new_tokens=64, temperature=1.0, seed=0, stop_at_fence=True)
+    cut_at_closing_fence("```python\nx = 1\n```\nmore")   # '```python\nx = 1\n```'
 """
 
 from __future__ import annotations
@@ -20,6 +21,31 @@ from tfcaf.generator.tuning.model import Base, chat_ids, with_lora
 
 Pair = tuple[list[int], list[int]]
 """(prompt token ids, response token ids)."""
+
+FENCE = "```"
+
+
+def cut_at_closing_fence(text: str) -> str:
+    """The answer up to and including the fence that closes its first fenced block (unchanged when it has
+    no complete block): what a stop sequence at the closing fence returns. The vetter reads exactly one
+    block, so text after the closing fence can only turn an answer into a two-block rejection."""
+    start = text.find(FENCE)
+    if start < 0:
+        return text
+    end = text.find(FENCE, start + len(FENCE))
+    return text if end < 0 else text[: end + len(FENCE)]
+
+
+class _FenceStop:
+    """A transformers stopping criterion: a row is done once its generated text closes a fenced block."""
+
+    def __init__(self, tokenizer: Any, prompt_len: int) -> None:
+        self.tokenizer, self.prompt_len = tokenizer, prompt_len
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any = None, **kwargs: Any) -> torch.Tensor:
+        done = [self.tokenizer.decode(row[self.prompt_len:], skip_special_tokens=True).count(FENCE) >= 2
+                for row in input_ids.tolist()]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 @dataclass
@@ -108,8 +134,9 @@ class Policy:
     # -- sampling --------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, prompt: list[int], n: int = 1, max_new_tokens: int = 256, temperature: float = 1.0,
-               top_p: float = 1.0, seed: int = 0) -> list[list[int]]:
-        """n sampled responses (token ids, ending with eos when the model stopped) from the current policy."""
+               top_p: float = 1.0, seed: int = 0, stop_at_fence: bool = False) -> list[list[int]]:
+        """n sampled responses (token ids, ending with eos when the model stopped) from the current policy.
+        `stop_at_fence`: a response also ends (with eos appended) once its text closes a fenced block."""
         was_training = self.model.training
         self.model.eval()
         torch.manual_seed(seed)
@@ -120,6 +147,10 @@ class Policy:
             kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
         else:
             kwargs.update(do_sample=False)
+        if stop_at_fence:
+            from transformers import StoppingCriteriaList
+
+            kwargs["stopping_criteria"] = StoppingCriteriaList([_FenceStop(self.tokenizer, len(prompt))])
         out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)  # [n, P+G]
         if was_training:
             self.model.train()
@@ -127,6 +158,8 @@ class Policy:
         for row in out[:, len(prompt):].tolist():
             if self.eos_id in row:
                 row = row[: row.index(self.eos_id) + 1]
+            elif stop_at_fence and self.tokenizer.decode(row, skip_special_tokens=True).count(FENCE) >= 2:
+                row = row + [self.eos_id]  # the last row to stop: nothing was padded after it
             result.append(row)
         return result
 

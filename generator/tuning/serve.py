@@ -144,16 +144,6 @@ def gguf_serving_files(folder: Path, sha256_cache: str | None = None) -> tuple[P
     return base, adapter, manifest
 
 
-FENCE = "```"
-
-
-def cut_at_closing_fence(text: str) -> str:
-    """`text` up to and including the second ``` (the end of its first fenced block); unchanged without one."""
-    first = text.find(FENCE)
-    second = text.find(FENCE, first + len(FENCE)) if first >= 0 else -1
-    return text if second < 0 else text[: second + len(FENCE)]
-
-
 class LlamaCppSampler:
     """Plain, fast sampling from the embedded model (optionally with a tuned LoRA adapter) through llama.cpp.
 
@@ -178,6 +168,8 @@ class LlamaCppSampler:
         """n answers; `stop_at_fence` cuts each answer right after the fence that closes its first fenced block
         (the answer a sampler stopping there would give: stopping is a function of the prefix)."""
         import time
+
+        from tfcaf.generator.tuning.policy import cut_at_closing_fence
 
         if self.backend is None:
             raise UsageError("this sampler is closed.")

@@ -68,6 +68,8 @@ class TuneConfig:
     """Online samples per update (rft: the group the best is kept from; tbrm tops up one per prompt; cory: pioneer answers, each with one observer answer)."""
     max_new_tokens: int = 256
     """Tokens per sampled answer."""
+    stop_at_fence: bool = True
+    """code mode: end a sampled answer once it closes its fenced python block (the vetter reads exactly one block)."""
     temperature: float = 1.0
     """Sampling temperature of online samples."""
     rft_top: float = 0.25
@@ -233,7 +235,7 @@ class SampleLog:
 
 
 def evaluate(policy: Any, tasks: list[str], n: int, reward_fn: RewardFn, mode: str, max_new_tokens: int,
-             temperature: float, seed: int) -> dict[str, Any]:
+             temperature: float, seed: int, stop_at_fence: bool = False) -> dict[str, Any]:
     """n samples per task from the policy (in the pioneer role for CORY): pass rate and mean reward."""
     per: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -243,7 +245,8 @@ def evaluate(policy: Any, tasks: list[str], n: int, reward_fn: RewardFn, mode: s
         rewards, passed = [], 0
         seqs: list[list[int]] = []
         for start in range(0, n, 16):  # batches of 16 samples
-            seqs += policy.sample(prompt, min(16, n - start), max_new_tokens, temperature, seed=seed + 7919 * start)
+            seqs += policy.sample(prompt, min(16, n - start), max_new_tokens, temperature, seed=seed + 7919 * start,
+                                  stop_at_fence=stop_at_fence and mode == "code")
         for ids in seqs:
             scored = reward_fn(task, policy.decode(ids), ids)
             count += 1
@@ -289,7 +292,8 @@ class Trainer:
         prompt = self.policy.prompt_ids(messages)
         out = []
         t0 = time.perf_counter()
-        seqs = self.policy.sample(prompt, n, c.max_new_tokens, c.temperature, seed=c.seed * 100003 + step * 101 + len(role))
+        seqs = self.policy.sample(prompt, n, c.max_new_tokens, c.temperature, seed=c.seed * 100003 + step * 101 + len(role),
+                                  stop_at_fence=c.stop_at_fence and c.mode == "code")
         self.sample_s.append((time.perf_counter() - t0) / max(1, n))
         for ids in seqs:
             text = self.policy.decode(ids)
@@ -603,7 +607,8 @@ def tune(config: TuneConfig, reward_fn: RewardFn | None = None, base: Any = None
         before = after = None
         if config.eval_samples:
             before = evaluate(policy, eval_tasks, config.eval_samples, reward_fn, config.mode, config.max_new_tokens,
-                              config.temperature, seed=config.seed + 1)
+                              config.temperature, seed=config.seed + 1,
+                              stop_at_fence=config.stop_at_fence)
         policy.model.train()
         t0 = time.perf_counter()
         getattr(trainer, f"run_{config.method}")()
@@ -613,7 +618,8 @@ def tune(config: TuneConfig, reward_fn: RewardFn | None = None, base: Any = None
             policy.model.set_adapter(CoryTrainer.PIONEER)  # evaluated and served in the pioneer role
         if config.eval_samples:
             after = evaluate(policy, eval_tasks, config.eval_samples, reward_fn, config.mode, config.max_new_tokens,
-                             config.temperature, seed=config.seed + 1)
+                             config.temperature, seed=config.seed + 1,
+                              stop_at_fence=config.stop_at_fence)
         save_policy(policy, out, config.method)
         served = export_for_llamacpp(policy, base.identity, out)
     except BaseException:

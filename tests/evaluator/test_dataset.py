@@ -246,3 +246,43 @@ def test_stats_counts_and_histogram():
     assert s["rows"] == 3 and s["relabeled_rows"] == 1 and s["per_task"] == {"a": 2, "b": 1}
     assert s["reward_histogram"]["[0.0,0.1)"] == 1 and s["reward_histogram"]["[0.9,1.0]"] == 1
     assert s["reward_histogram"]["[0.5,0.6)"] == 1 and s["judge_pairs"] == 2
+
+
+def _spec_answer(temperature: float) -> str:
+    return json.dumps({"weights": {}, "temperature": temperature, "vdn_blend": 0.2})
+
+
+def test_as_code_rows_answer_the_code_prompt_with_the_vetted_rendered_source(tmp_path):
+    """Spec-mode candidates: two distinct renders (one accepted, one rejected), a duplicate render and an
+    unparsable answer; --as-code adds one code row per distinct vetted source, nothing for the others."""
+    from tfcaf.generator.prompting import generate_messages
+
+    answers = [_spec_answer(0.5), _spec_answer(0.3), _spec_answer(0.5), "not a spec at all"]
+    config, sources = _config(tmp_path, mode="spec", k=4)
+    generate(config, sources, backend=ScriptedLLM(answers), vet=RuleVetter(needle="score / 0.5"))
+    assert main(["dataset", "build", "--store", str(tmp_path), "--out", str(tmp_path / "plain.jsonl"), "--no-her"]) == 0
+    assert all(r["mode"] == "spec" for r in read_rows(tmp_path / "plain.jsonl"))
+    report = build(tmp_path, tmp_path / "code.jsonl", her=False, as_code=True)
+    rows = read_rows(tmp_path / "code.jsonl")
+    spec_rows = {r["id"]: r for r in rows if r["mode"] == "spec"}
+    code = [r for r in rows if r["mode"] == "code"]
+    assert len(spec_rows) == 4 and len(code) == 2
+    assert report["as_code_rows"] == 2 and report["as_code_skipped_duplicate_source"] == 1
+    assert report["as_code_skipped_no_source"] == 1
+    card = get_card("matrix_climbing")
+    run = RunDir.open(tmp_path, next(iter(spec_rows.values()))["source"]["run"])
+    for row in code:
+        orig = spec_rows[row["relabeled_from"]]
+        cid = orig["source"]["candidate"]
+        assert set(ROW_FIELDS) <= set(row) and row["relabeled"] and row["id"] == orig["id"] + "+code"
+        assert row["messages"] == generate_messages(card, "code", orig["goal"])  # the code-mode request
+        assert row["messages"] != orig["messages"]
+        source = (run.candidate_dir(cid) / "source.py").read_text()
+        assert row["response"] == "```python\n" + source.strip() + "\n```"
+        verdict = Verdict.from_json(run.verdict(cid))
+        measures = {k: v for k, v in run.candidates()[cid]["measures"].items() if k != "spec"}
+        assert row["reward_total"] == tiered_reward(verdict, measures=measures).total
+        assert row["verdict"]["status"] == verdict.status and row["logprobs"] is None
+    by_status = {r["verdict"]["status"]: r["reward_total"] for r in code}
+    assert set(by_status) == {"ok", "contract"} and by_status["ok"] > by_status["contract"]
+    assert len({r["request_key"] for r in rows}) == len(rows)

@@ -213,3 +213,22 @@ def test_tune_usage_errors_exit_2(tmp_path, capsys):
     assert main(["generate", "--task", TASK, "--generator", "missing", "--store", store]) == 2
     err = capsys.readouterr().err
     assert "--method must be one of" in err and "add --online" in err and "reward" in err and "no tuned generator" in err
+
+
+def test_answers_stop_at_the_closing_fence():
+    from tfcaf.generator.tuning.policy import _FenceStop, cut_at_closing_fence
+
+    assert cut_at_closing_fence("Here:\n```python\nx = 1\n```\nand again ```python\ny\n```") == "Here:\n```python\nx = 1\n```"
+    assert cut_at_closing_fence("```python\nx = 1\n") == "```python\nx = 1\n"  # no closing fence: unchanged
+    assert cut_at_closing_fence("no code") == "no code"
+    base = load_base("tiny")
+    tok = base.tokenizer
+    prompt = tok("prompt text", add_special_tokens=False)["input_ids"]
+    rows = [prompt + tok("```python\nx = 1\n```", add_special_tokens=False)["input_ids"],
+            prompt + tok("```python\nx = 1\n", add_special_tokens=False)["input_ids"]]
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [tok.eos_token_id] * (width - len(r)) for r in rows])
+    assert _FenceStop(tok, len(prompt))(ids).tolist() == [True, False]
+    policy = Policy.build(base, lora=True)  # the criterion plugs into generate and the rows still end in eos
+    out = policy.sample(policy.prompt_ids(_task_messages(TASK, "code")), n=2, max_new_tokens=8, seed=0, stop_at_fence=True)
+    assert len(out) == 2 and all(0 < len(r) <= 9 for r in out)

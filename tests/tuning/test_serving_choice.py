@@ -91,14 +91,6 @@ def test_sampler_refuses_bad_arguments_before_loading(tmp_path):
         llamacpp_sampler(tmp_path)
 
 
-def test_cut_at_closing_fence():
-    from tfcaf.generator.tuning.serve import cut_at_closing_fence
-
-    assert cut_at_closing_fence("hi\n```python\nx = 1\n```\nmore ```python\n") == "hi\n```python\nx = 1\n```"
-    assert cut_at_closing_fence("```python\nx = 1\n") == "```python\nx = 1\n"
-    assert cut_at_closing_fence("no code") == "no code"
-
-
 def test_a_hash_memoised_without_a_cache_is_still_written_to_a_cache(tmp_path):
     """Serving hashes the base GGUF without a cache folder; a later backend with one must still record it."""
     import hashlib
