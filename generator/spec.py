@@ -157,8 +157,11 @@ def render_spec(spec: CreditSpec, card: TaskCard) -> str:
             continue
         if not _IDENT.fullmatch(f.name):
             raise ValueError(f"card {card.name}: feature name {f.name!r} is not an identifier")
-        span = f.high - f.low if f.high > f.low else 1.0
-        features.append({"name": f.name, "expr": f.expr, "weight": repr(weight), "low": repr(float(f.low)),
+        low, high = float(f.low), float(f.high)
+        if not (math.isfinite(low) and math.isfinite(high) and high > low):
+            low, high = 0.0, 1.0  # an unbounded or empty range (VMAS positions): the raw value, not normalised
+        span = high - low
+        features.append({"name": f.name, "expr": f.expr, "weight": repr(weight), "low": repr(low),
                          "span": repr(float(span)), "meaning_comment": " ".join(f.meaning.split())[:100]})
     mask = spec.mask_dead and card.alive is not None
     return _template().render(

@@ -88,3 +88,15 @@ def test_mask_dead_gives_dead_agents_zero_credit():
     q = torch.zeros(1, 3, requires_grad=True)
     (grad,) = torch.autograd.grad(fn(q, s).sum(), q)
     assert grad[0, 1] == 0 and grad[0, 0] > 0
+
+
+def test_unbounded_feature_ranges_render_runnable_source():
+    """VMAS cards have features in [0, inf): the render must not write `inf` (a NameError at run time)."""
+    card = get_card("vmas_simple_spread")
+    weights = {f.name: 1.0 for f in card.features}
+    source = render_spec(parse_spec(json.dumps({"weights": weights, "temperature": 1, "vdn_blend": 0.2}), card), card)
+    assert "inf" not in source.replace("import", "")
+    fn = _exec(source)
+    state = torch.rand(4, card.state_dim)
+    out = fn(torch.randn(4, card.n_agents), state)
+    assert out.shape == (4, 1) and torch.isfinite(out).all()
