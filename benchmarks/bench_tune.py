@@ -182,7 +182,7 @@ def eval_phase(args: argparse.Namespace, emit) -> None:
             try:
                 for task in tasks:
                     msgs = _task_messages(task, "code")
-                    for i in range(n):
+                    for i in range(args.first_sample, args.first_sample + n):
                         s0 = time.perf_counter()
                         raw = sample(msgs, args.seed * 100_000 + 1000 * tasks.index(task) + i)
                         sample_s.append(time.perf_counter() - s0)
@@ -267,7 +267,7 @@ def merge(lines: list[dict]) -> list[dict]:
                     "beta": done[0]["beta"] if done else ((tr.get("config") or {}).get("beta")
                                                           if (tr.get("config") or {}).get("method") == "tbrm" else None),
                     "sampler": done[0]["sampler"] if done else "llamacpp",
-                    "complete": len(done) == len({x["task"] for x in mine}),
+                    "complete": len(done) >= len({x["task"] for x in mine}),
                     "n": n, "passed": sum(bool(x["passed"]) for x in mine),
                     "pass_rate": sum(bool(x["passed"]) for x in mine) / max(1, n),
                     "mean_reward": sum(x["reward"] for x in mine) / max(1, n), "per_task": per_task,
@@ -347,6 +347,8 @@ def main() -> None:
     ap.add_argument("--beta", type=float, default=0.01, help="tbrm's beta in the main table")
     ap.add_argument("--sweep-betas", type=float, nargs="*", default=[0.003, 0.03])
     ap.add_argument("--eval-samples", type=int, default=20)
+    ap.add_argument("--first-sample", type=int, default=0,
+                    help="index of the first eval answer (its seed); a later process with --first-sample 10 adds answers 10.. to 0..9")
     ap.add_argument("--sweep-eval-samples", type=int, default=10)
     ap.add_argument("--sweep-eval-tasks", nargs="+", default=["smac_3m"])
     ap.add_argument("--kl-samples", type=int, default=4, help="answers per task for the KL estimate")

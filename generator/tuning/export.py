@@ -22,13 +22,13 @@ header (memory-mapped), no torch model.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
 from tfcaf.errors import UsageError
+from tfcaf.files import read_json
 
 ADAPTER_GGUF = "adapter.gguf"
 """File name of the llama.cpp LoRA adapter inside a generator folder."""
@@ -43,14 +43,9 @@ MAX_CONFIG_BYTES = 1 << 20
 
 def _adapter_config(adapter_dir: Path) -> dict[str, Any]:
     path = adapter_dir / "adapter_config.json"
-    try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise UsageError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes.")
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{adapter_dir}: no adapter_config.json (not a peft LoRA adapter).") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise UsageError(f"{path}: not a readable JSON adapter config.") from None
+    if not path.is_file():
+        raise UsageError(f"{adapter_dir}: no adapter_config.json (not a peft LoRA adapter).")
+    config = read_json(path, "peft adapter config", max_bytes=MAX_CONFIG_BYTES)
     if not isinstance(config, dict) or config.get("peft_type") != "LORA":
         raise UsageError(f"{path}: not a peft LoRA adapter (peft_type {config.get('peft_type') if isinstance(config, dict) else None!r}).")
     unsupported = [k for k in ("use_dora", "rank_pattern", "alpha_pattern", "modules_to_save", "layer_replication",
